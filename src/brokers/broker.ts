@@ -1,0 +1,69 @@
+import type pg from 'pg';
+
+import type { BrokerType } from '../config/types.js';
+import type { TaskMessage } from '../tasks/message.js';
+
+/** A message on its way into a queue. */
+export interface OutgoingMessage {
+  message: TaskMessage;
+  /** The message becomes visible to workers after this many seconds. */
+  delaySeconds: number;
+}
+
+/** A message handed out by a broker, leased to the receiver until it is acked or released. */
+export interface ReceivedMessage {
+  queue: string;
+  /** The task, as the broker holds it: an object, or text still to be parsed. */
+  body: unknown;
+  /** The broker's handle for ack, release and lease extension. */
+  receipt: string;
+  /** How many times the broker has handed this message out, this time included. */
+  deliveries: number;
+  /** When the message was sent, where the broker knows it. */
+  sentAt: Date | null;
+}
+
+export interface QueueCounts {
+  /** Messages ready or delayed, not handed out. */
+  waiting: number;
+  /** Messages handed out and neither acked nor released. */
+  inFlight: number;
+}
+
+/**
+ * One queue on one broker. Every broker passes the same contract suite (test/brokers), and the
+ * rest of taskq reaches a queue only through this interface.
+ */
+export interface Broker {
+  readonly type: BrokerType;
+  readonly queue: string;
+  /** The most messages one `receive` returns. */
+  readonly receiveLimit: number;
+  /** The largest message the broker accepts, in bytes of JSON. */
+  readonly maxMessageBytes: number;
+  /** How long a received message stays leased; workers extend it for tasks that run longer. */
+  readonly leaseSeconds: number;
+  /** True when `receive` may wait for messages (long polling), so callers must not block on it. */
+  readonly longPoll: boolean;
+  /** True when `push` can join the task log's transaction, so both commit together. */
+  readonly transactional: boolean;
+
+  /** Creates the queue where the broker keeps it; safe to repeat. */
+  init(): Promise<void>;
+  /** Sends messages; with `db`, inside that transaction when the broker is transactional. */
+  push(messages: OutgoingMessage[], db?: pg.PoolClient): Promise<void>;
+  /** Takes up to `max` visible messages, each leased for the broker's lease time. */
+  receive(max: number): Promise<ReceivedMessage[]>;
+  /** Removes messages whose outcome is recorded. */
+  ack(messages: ReceivedMessage[]): Promise<void>;
+  /** Makes messages visible again after `delaySeconds`, to be received anew. */
+  release(messages: ReceivedMessage[], delaySeconds: number): Promise<void>;
+  /** Removes messages that will never succeed, keeping them where the broker keeps failures. */
+  deadLetter(messages: ReceivedMessage[], reason: string): Promise<void>;
+  /** Keeps messages leased for `seconds` more, for tasks that run long. */
+  extendLease(messages: ReceivedMessage[], seconds: number): Promise<void>;
+  counts(): Promise<QueueCounts>;
+  /** Calls `listener` when new work may be waiting; returns the unsubscribe function. */
+  onWork(listener: () => void): () => void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+
+import type { MemoryBrokerOptions } from '../config/types.js';
+import type { Broker, OutgoingMessage, QueueCounts, ReceivedMessage } from './broker.js';
+
+interface Entry {
+  body: unknown;
+  receipt: string | null;
+  visibleAt: number;
+  deliveries: number;
+  sentAt: Date;
+}
+
+/**
+ * A queue in the memory of one process: for tests, for applications that run their workers in
+ * the same process, and (with `sync`) for tasks that run inside `enqueue` itself. Nothing
+ * survives the process; messages are leased like on the other brokers.
+ */
+export class MemoryBroker implements Broker {
+  readonly type = 'memory' as const;
+  readonly transactional = false;
+  readonly longPoll = false;
+  readonly maxMessageBytes = 16 * 1024 * 1024;
+  readonly receiveLimit: number;
+  readonly sync: boolean;
+
+  private readonly entries: Entry[] = [];
+  private readonly deadLetters: { body: unknown; reason: string }[] = [];
+  private readonly events = new EventEmitter();
+  private wakeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly queue: string,
+    options: MemoryBrokerOptions,
+    readonly leaseSeconds = 300,
+  ) {
+    this.receiveLimit = options.receive;
+    this.sync = options.sync;
+  }
+
+  async init(): Promise<void> {}
+
+  async push(messages: OutgoingMessage[]): Promise<void> {
+    const now = Date.now();
+    for (const { message, delaySeconds } of messages) {
+      this.entries.push({
+        body: structuredClone(message),
+        receipt: null,
+        visibleAt: now + delaySeconds * 1000,
+        deliveries: 0,
+        sentAt: new Date(now),
+      });
+    }
+    this.announce();
+  }
+
+  async receive(max: number): Promise<ReceivedMessage[]> {
+    const now = Date.now();
+    const taken: ReceivedMessage[] = [];
+    for (const entry of this.entries) {
+      if (taken.length >= max) break;
+      if (entry.visibleAt > now) continue;
+      entry.receipt = randomUUID();
+      entry.deliveries += 1;
+      entry.visibleAt = now + this.leaseSeconds * 1000;
+      taken.push({
+        queue: this.queue,
+        body: structuredClone(entry.body),
+        receipt: entry.receipt,
+        deliveries: entry.deliveries,
+        sentAt: entry.sentAt,
+      });
+    }
+    return taken;
+  }
+
+  async ack(messages: ReceivedMessage[]): Promise<void> {
+    this.remove(messages);
+  }
+
+  async release(messages: ReceivedMessage[], delaySeconds: number): Promise<void> {
+    const visibleAt = Date.now() + delaySeconds * 1000;
+    for (const entry of this.find(messages)) {
+      entry.receipt = null;
+      entry.visibleAt = visibleAt;
+    }
+    this.announce(delaySeconds);
+  }
+
+  async deadLetter(messages: ReceivedMessage[], reason: string): Promise<void> {
+    for (const entry of this.remove(messages)) this.deadLetters.push({ body: entry.body, reason });
+  }
+
+  async extendLease(messages: ReceivedMessage[], seconds: number): Promise<void> {
+    const visibleAt = Date.now() + seconds * 1000;
+    for (const entry of this.find(messages)) entry.visibleAt = Math.max(entry.visibleAt, visibleAt);
+  }
+
+  async counts(): Promise<QueueCounts> {
+    let inFlight = 0;
+    for (const entry of this.entries)
+      if (entry.receipt !== null && entry.visibleAt > Date.now()) inFlight += 1;
+    return { waiting: this.entries.length - inFlight, inFlight };
+  }
+
+  /** The messages dead-lettered so far, for inspection. */
+  failed(): readonly { body: unknown; reason: string }[] {
+    return this.deadLetters;
+  }
+
+  onWork(listener: () => void): () => void {
+    this.events.on('work', listener);
+    return () => this.events.off('work', listener);
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.wakeTimer);
+    this.events.removeAllListeners();
+  }
+
+  private announce(delaySeconds = 0): void {
+    if (delaySeconds <= 0) {
+      this.events.emit('work');
+      return;
+    }
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => this.events.emit('work'), delaySeconds * 1000);
+    this.wakeTimer.unref();
+  }
+
+  private find(messages: ReceivedMessage[]): Entry[] {
+    const receipts = new Set(messages.map((message) => message.receipt));
+    return this.entries.filter((entry) => entry.receipt !== null && receipts.has(entry.receipt));
+  }
+
+  private remove(messages: ReceivedMessage[]): Entry[] {
+    const receipts = new Set(messages.map((message) => message.receipt));
+    const removed: Entry[] = [];
+    for (let index = this.entries.length - 1; index >= 0; index -= 1) {
+      const entry = this.entries[index]!;
+      if (entry.receipt !== null && receipts.has(entry.receipt)) {
+        removed.push(entry);
+        this.entries.splice(index, 1);
+      }
+    }
+    return removed;
+  }
+}

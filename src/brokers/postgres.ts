@@ -1,0 +1,265 @@
+import { EventEmitter } from 'node:events';
+
+import pg from 'pg';
+import PgBoss from 'pg-boss';
+
+import type { PostgresBrokerOptions } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import type { Broker, OutgoingMessage, QueueCounts, ReceivedMessage } from './broker.js';
+
+/** The NOTIFY channel on which an enqueue tells workers which queue has new work. */
+export const WORK_CHANNEL = 'taskq_work';
+
+/**
+ * pg-boss's own retry limit is set out of reach: taskq decides retries and dead-lettering from
+ * the task log, and pg-boss's expiry of a lease must always give the job back, never fail it.
+ */
+const BOSS_RETRY_LIMIT = 1_000_000;
+
+type Db = { executeSql(text: string, values?: unknown[]): Promise<{ rows: unknown[] }> };
+
+function asDb(client: pg.Pool | pg.PoolClient): Db {
+  return {
+    executeSql: (text, values) =>
+      values?.length ? client.query(text, values) : client.query(text),
+  };
+}
+
+export interface PostgresBackendOptions {
+  pool: pg.Pool;
+  url: string;
+  bossSchema: string;
+  logger: Logger;
+  /** Run pg-boss's maintenance (lease expiry, archiving) in this process. */
+  supervise: boolean;
+  /** How often the maintenance runs; it bounds how late an expired lease is noticed. */
+  maintenanceIntervalSeconds: number;
+}
+
+/**
+ * What the postgres queues of one process share: one pg-boss instance on the task log's pool,
+ * and one listening connection for the NOTIFY that announces new work.
+ */
+export class PostgresBackend {
+  readonly boss: PgBoss;
+  private readonly events = new EventEmitter();
+  private listener: pg.Client | null = null;
+  private listening = false;
+  private closed = false;
+  private reconnectDelayMs = 100;
+  private starting: Promise<void> | undefined;
+
+  constructor(private readonly options: PostgresBackendOptions) {
+    this.events.setMaxListeners(0);
+    this.boss = new PgBoss({
+      db: asDb(options.pool),
+      schema: options.bossSchema,
+      supervise: options.supervise,
+      schedule: false,
+      migrate: true,
+      maintenanceIntervalSeconds: options.maintenanceIntervalSeconds,
+    } as PgBoss.ConstructorOptions);
+    this.boss.on('error', (error) =>
+      options.logger.warn({ err: error }, 'pg-boss maintenance failed'),
+    );
+  }
+
+  get schema(): string {
+    return this.options.bossSchema;
+  }
+
+  get pool(): pg.Pool {
+    return this.options.pool;
+  }
+
+  /** Installs or upgrades pg-boss's schema; concurrent starts are safe. */
+  start(): Promise<void> {
+    this.starting ??= this.boss.start().then(() => undefined);
+    return this.starting;
+  }
+
+  /** Subscribes to the new-work announcements of one queue, connecting on first use. */
+  onWork(queue: string, listener: () => void): () => void {
+    this.events.on(queue, listener);
+    if (!this.listening) {
+      this.listening = true;
+      void this.listen();
+    }
+    return () => this.events.off(queue, listener);
+  }
+
+  private async listen(): Promise<void> {
+    if (this.closed) return;
+    const client = new pg.Client({
+      connectionString: this.options.url,
+      application_name: 'taskq-listen',
+    });
+    client.on('notification', (note) => {
+      if (note.channel === WORK_CHANNEL && note.payload) this.events.emit(note.payload);
+    });
+    client.on('error', (error) => this.reconnect(client, error));
+    client.on('end', () => this.reconnect(client, null));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${WORK_CHANNEL}`);
+      this.listener = client;
+      if (this.reconnectDelayMs > 100) this.options.logger.info('listening for new work again');
+      this.reconnectDelayMs = 100;
+      // Anything enqueued while no one listened is found by this wake-up.
+      for (const queue of this.events.eventNames()) this.events.emit(queue);
+    } catch (error) {
+      this.reconnect(client, error);
+    }
+  }
+
+  private reconnect(client: pg.Client, error: unknown): void {
+    if (this.closed || (this.listener !== null && this.listener !== client)) return;
+    if (this.listener === client || this.reconnectDelayMs === 100) {
+      this.options.logger.warn(
+        { err: error },
+        'lost the connection that listens for new work; reconnecting',
+      );
+    }
+    this.listener = null;
+    client.removeAllListeners('end');
+    void client.end().catch(() => undefined);
+    const delay = this.reconnectDelayMs;
+    this.reconnectDelayMs = Math.min(delay * 2, 5000);
+    setTimeout(() => void this.listen(), delay).unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.events.removeAllListeners();
+    const client = this.listener;
+    this.listener = null;
+    if (client) {
+      client.removeAllListeners('end');
+      await client.end().catch(() => undefined);
+    }
+    await this.boss.stop({ graceful: false, close: false, wait: true }).catch(() => undefined);
+  }
+}
+
+/** A queue on PostgreSQL through pg-boss: one pg-boss queue per taskq queue. */
+export class PostgresBroker implements Broker {
+  readonly type = 'postgres' as const;
+  readonly transactional = true;
+  readonly longPoll = false;
+  /** PostgreSQL's jsonb takes up to 255 MB; far below that, a task this large is a mistake. */
+  readonly maxMessageBytes = 64 * 1024 * 1024;
+  readonly receiveLimit: number;
+  readonly leaseSeconds: number;
+
+  constructor(
+    readonly queue: string,
+    options: PostgresBrokerOptions,
+    private readonly backend: PostgresBackend,
+  ) {
+    this.receiveLimit = options.receive;
+    this.leaseSeconds = options.leaseSeconds;
+  }
+
+  async init(): Promise<void> {
+    await this.backend.start();
+    const settings = {
+      retryLimit: BOSS_RETRY_LIMIT,
+      retryDelay: 0,
+      retryBackoff: false,
+      expireInSeconds: this.leaseSeconds,
+    };
+    const existing = await this.backend.boss.getQueue(this.queue);
+    if (existing)
+      await this.backend.boss.updateQueue(this.queue, { name: this.queue, ...settings });
+    else await this.backend.boss.createQueue(this.queue, { name: this.queue, ...settings });
+  }
+
+  async push(messages: OutgoingMessage[], db?: pg.PoolClient): Promise<void> {
+    const jobs = messages.map(({ message, delaySeconds }) => ({
+      id: message.id,
+      name: this.queue,
+      data: message,
+      startAfter: delaySeconds > 0 ? `${delaySeconds} seconds` : undefined,
+      retryLimit: BOSS_RETRY_LIMIT,
+      expireInSeconds: this.leaseSeconds,
+    }));
+    const target = db ?? this.backend.pool;
+    await this.backend.boss.insert(
+      jobs as unknown as PgBoss.JobInsert[],
+      { db: asDb(target) } as PgBoss.InsertOptions,
+    );
+    await target.query('SELECT pg_notify($1, $2)', [WORK_CHANNEL, this.queue]);
+  }
+
+  async receive(max: number): Promise<ReceivedMessage[]> {
+    const jobs = await this.backend.boss.fetch<unknown>(this.queue, {
+      batchSize: Math.min(max, this.receiveLimit),
+      includeMetadata: true,
+    });
+    return jobs.map((job) => ({
+      queue: this.queue,
+      body: job.data,
+      receipt: job.id,
+      deliveries: job.retryCount + 1,
+      sentAt: job.createdOn,
+    }));
+  }
+
+  async ack(messages: ReceivedMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    await this.backend.boss.complete(
+      this.queue,
+      messages.map((message) => message.receipt),
+    );
+  }
+
+  /** pg-boss has no call that hands an active job back, so this is one UPDATE of its job table. */
+  async release(messages: ReceivedMessage[], delaySeconds: number): Promise<void> {
+    if (messages.length === 0) return;
+    await this.backend.pool.query(
+      `UPDATE ${this.backend.schema}.job
+       SET state = 'retry', start_after = now() + $3 * interval '1 second'
+       WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'`,
+      [this.queue, messages.map((message) => message.receipt), delaySeconds],
+    );
+    if (delaySeconds <= 0)
+      await this.backend.pool.query('SELECT pg_notify($1, $2)', [WORK_CHANNEL, this.queue]);
+  }
+
+  /** Leaves the job in pg-boss's `failed` state, its dead-letter state, with the reason. */
+  async deadLetter(messages: ReceivedMessage[], reason: string): Promise<void> {
+    if (messages.length === 0) return;
+    await this.backend.pool.query(
+      `UPDATE ${this.backend.schema}.job
+       SET state = 'failed', completed_on = now(), output = $3
+       WHERE name = $1 AND id = ANY($2::uuid[]) AND state < 'completed'`,
+      [this.queue, messages.map((message) => message.receipt), JSON.stringify({ reason })],
+    );
+  }
+
+  async extendLease(messages: ReceivedMessage[], seconds: number): Promise<void> {
+    if (messages.length === 0) return;
+    await this.backend.pool.query(
+      `UPDATE ${this.backend.schema}.job
+       SET expire_in = (now() - started_on) + $3 * interval '1 second'
+       WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'`,
+      [this.queue, messages.map((message) => message.receipt), seconds],
+    );
+  }
+
+  async counts(): Promise<QueueCounts> {
+    const { rows } = await this.backend.pool.query<{ waiting: string; in_flight: string }>(
+      `SELECT count(*) FILTER (WHERE state < 'active') AS waiting,
+              count(*) FILTER (WHERE state = 'active') AS in_flight
+       FROM ${this.backend.schema}.job WHERE name = $1`,
+      [this.queue],
+    );
+    return { waiting: Number(rows[0]?.waiting ?? 0), inFlight: Number(rows[0]?.in_flight ?? 0) };
+  }
+
+  onWork(listener: () => void): () => void {
+    return this.backend.onWork(this.queue, listener);
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,43 @@
+import type { RetryConfig, WorkerConfig } from './types.js';
+
+/** Every default in one place; the JSON Schema in config/ states the same values. */
+export const DEFAULTS = {
+  database: {
+    schema: 'taskq',
+    bossSchema: 'pgboss',
+    poolSize: 10,
+    embeddedDataDir: 'pgdata',
+    embeddedPort: 0,
+  },
+  strategy: 'weight',
+  weight: 1,
+  broker: {
+    memory: { receive: 10, sync: false },
+    postgres: { receive: 100, leaseSeconds: 900 },
+    sqs: {
+      receive: 10,
+      prefix: 'TQ_',
+      visibilityTimeoutSeconds: 300,
+      waitTimeSeconds: 20,
+    },
+  },
+  worker: {
+    concurrency: 10,
+    idlePollMaxSeconds: 1,
+    heartbeatSeconds: 10,
+    shutdownTimeoutSeconds: 30,
+  } satisfies WorkerConfig,
+  retry: {
+    limit: 3,
+    delaySeconds: 1,
+    backoff: true,
+    maxDelaySeconds: 300,
+  } satisfies RetryConfig,
+} as const;
+
+/** The SQS service refuses more than 10 messages per ReceiveMessage call. */
+export const SQS_MAX_RECEIVE = 10;
+
+/** Names of queues and schemas: they end up in SQL identifiers and SQS queue names. */
+export const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,79}$/;
+export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -1,0 +1,92 @@
+/** The brokers a queue can live on. */
+export const BROKER_TYPES = ['memory', 'postgres', 'sqs'] as const;
+export type BrokerType = (typeof BROKER_TYPES)[number];
+
+/** How a worker picks the next queue to receive from. */
+export const STRATEGIES = ['weight', 'strict-priority'] as const;
+export type StrategyName = (typeof STRATEGIES)[number];
+
+export interface MemoryBrokerOptions {
+  type: 'memory';
+  /** Up to this many messages per receive. */
+  receive: number;
+  /** Run a task inside `enqueue` and return its report, as no worker will see the queue. */
+  sync: boolean;
+}
+
+export interface PostgresBrokerOptions {
+  type: 'postgres';
+  receive: number;
+  /** How long a received task stays leased before the broker hands it out again. */
+  leaseSeconds: number;
+}
+
+export interface SqsBrokerOptions {
+  type: 'sqs';
+  receive: number;
+  region: string | null;
+  profile: string | null;
+  endpoint: string | null;
+  /** Prefix of the SQS queue name; the full name is prefix + queue name. */
+  prefix: string;
+  visibilityTimeoutSeconds: number;
+  waitTimeSeconds: number;
+  fifo: boolean;
+  /** When set, `taskq init` creates `<name>-dlq` and a redrive policy with this receive count. */
+  deadLetterMaxReceiveCount: number | null;
+}
+
+export type BrokerOptions = MemoryBrokerOptions | PostgresBrokerOptions | SqsBrokerOptions;
+
+export interface QueueConfig {
+  name: string;
+  broker: BrokerOptions;
+  weight: number;
+}
+
+export interface DatabaseConfig {
+  /** A PostgreSQL connection string; null runs the embedded server. */
+  url: string | null;
+  /** Schema of the task log. */
+  schema: string;
+  /** Schema of pg-boss's tables, for queues on the postgres broker. */
+  bossSchema: string;
+  poolSize: number;
+  embedded: { dataDir: string; port: number };
+}
+
+export interface WorkerConfig {
+  /** Tasks a worker runs at the same time. */
+  concurrency: number;
+  /** Longest sleep between polls of a queue that had no work. */
+  idlePollMaxSeconds: number;
+  /** Running tasks renew their lease this often. */
+  heartbeatSeconds: number;
+  /** On a stop signal, running tasks get this long before they are aborted and released. */
+  shutdownTimeoutSeconds: number;
+}
+
+export interface RetryConfig {
+  /** Retries after the first attempt; 0 means a failure is final. */
+  limit: number;
+  delaySeconds: number;
+  backoff: boolean;
+  maxDelaySeconds: number;
+}
+
+/** The resolved configuration: every field present, every path absolute. */
+export interface TaskqConfig {
+  /** Where the configuration came from, for messages. */
+  source: string;
+  /** Directory for runtime state: pid files, the embedded server's data, result files. */
+  stateDir: string;
+  database: DatabaseConfig;
+  queues: QueueConfig[];
+  defaultQueue: string;
+  associations: Record<string, string>;
+  strategy: StrategyName;
+  /** Absolute path of the module exporting the task handlers; null for none. */
+  handlers: string | null;
+  worker: WorkerConfig;
+  retry: RetryConfig;
+}

@@ -1,0 +1,364 @@
+import path from 'node:path';
+
+import { ConfigError } from '../errors.js';
+import { Checker, describeValue, isPlainObject } from './checker.js';
+import { DEFAULTS, NAME_PATTERN, SCHEMA_PATTERN, SQS_MAX_RECEIVE } from './defaults.js';
+import {
+  BROKER_TYPES,
+  STRATEGIES,
+  type BrokerOptions,
+  type DatabaseConfig,
+  type QueueConfig,
+  type TaskqConfig,
+} from './types.js';
+
+export interface ValidateContext {
+  /** Named in error messages: a file path, or "environment" and such. */
+  source: string;
+  /** Relative paths in the file (the handlers module) resolve against this directory. */
+  baseDir: string;
+  stateDir: string;
+}
+
+const ROOT_KEYS = [
+  '$schema',
+  'database',
+  'queues',
+  'defaultQueue',
+  'associations',
+  'strategy',
+  'handlers',
+  'worker',
+  'retry',
+];
+
+/**
+ * Turns a parsed configuration file into a TaskqConfig with every default filled in, or throws
+ * a ConfigError listing every problem found, each with its path and what would fix it.
+ */
+export function validateConfig(raw: unknown, context: ValidateContext): TaskqConfig {
+  const check = new Checker();
+  const root = check.section('', raw, ROOT_KEYS);
+  if (!isPlainObject(raw)) throw new ConfigError(context.source, check.problems);
+
+  const database = checkDatabase(check, root.database, context.stateDir);
+  const queues = checkQueues(check, root.queues);
+  const names = queues.map((queue) => queue.name);
+  const defaultQueue = checkQueueName(check, 'defaultQueue', root.defaultQueue, names);
+  const associations = checkAssociations(check, root.associations, names);
+  const strategy = check.oneOf('strategy', root.strategy, STRATEGIES, DEFAULTS.strategy);
+  const handlers = checkHandlers(check, root.handlers, context.baseDir);
+  const worker = checkWorker(check, root.worker);
+  const retry = checkRetry(check, root.retry);
+
+  if (check.problems.length > 0) throw new ConfigError(context.source, check.problems);
+  return {
+    source: context.source,
+    stateDir: context.stateDir,
+    database,
+    queues,
+    defaultQueue,
+    associations,
+    strategy,
+    handlers,
+    worker,
+    retry,
+  };
+}
+
+function checkDatabase(check: Checker, value: unknown, stateDir: string): DatabaseConfig {
+  const db = check.section('database', value, [
+    'url',
+    'schema',
+    'bossSchema',
+    'poolSize',
+    'embedded',
+  ]);
+  const embedded = check.section('database.embedded', db.embedded, ['dataDir', 'port']);
+  let url: string | null = null;
+  if (db.url !== undefined && db.url !== null) {
+    if (typeof db.url === 'string' && /^postgres(ql)?:\/\//.test(db.url)) url = db.url;
+    else {
+      check.problem(
+        'database.url',
+        'must be a connection string such as postgres://user@host:5432/db, or null for the ' +
+          'embedded server (got a value of type ' +
+          `${typeof db.url})`,
+      );
+    }
+  }
+  const schemaRule = { pattern: SCHEMA_PATTERN, hint: 'a lower-case SQL identifier' };
+  const dataDir = check.string(
+    'database.embedded.dataDir',
+    embedded.dataDir,
+    DEFAULTS.database.embeddedDataDir,
+  );
+  return {
+    url,
+    schema: check.string('database.schema', db.schema, DEFAULTS.database.schema, schemaRule),
+    bossSchema: check.string(
+      'database.bossSchema',
+      db.bossSchema,
+      DEFAULTS.database.bossSchema,
+      schemaRule,
+    ),
+    poolSize: check.number('database.poolSize', db.poolSize, DEFAULTS.database.poolSize, {
+      min: 1,
+      max: 200,
+      integer: true,
+    }),
+    embedded: {
+      dataDir: path.resolve(stateDir, dataDir),
+      port: check.number('database.embedded.port', embedded.port, DEFAULTS.database.embeddedPort, {
+        min: 0,
+        max: 65535,
+        integer: true,
+      }),
+    },
+  };
+}
+
+function checkQueues(check: Checker, value: unknown): QueueConfig[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    check.problem(
+      'queues',
+      `must be a list of at least one queue, such as [{"name": "default", "broker": "postgres"}] ` +
+        `(got ${describeValue(value)})`,
+    );
+    return [];
+  }
+
+  const queues = value.map((item, index) => checkQueue(check, `queues[${index}]`, item));
+  const seen = new Map<string, number>();
+  queues.forEach((queue, index) => {
+    if (!queue.name) return;
+    const first = seen.get(queue.name);
+    if (first === undefined) seen.set(queue.name, index);
+    else
+      check.problem(
+        `queues[${index}].name`,
+        `repeats "${queue.name}" of queues[${first}]; names must be unique`,
+      );
+  });
+
+  const weights = queues.map((queue) => queue.weight);
+  if (weights.every((weight) => Number.isFinite(weight)) && !weights.some((weight) => weight > 0)) {
+    check.problem(
+      'queues',
+      'must have at least one queue with a weight above 0, or no task would ever run',
+    );
+  }
+  return queues;
+}
+
+function checkQueue(check: Checker, at: string, value: unknown): QueueConfig {
+  const queue = check.section(at, value, ['name', 'broker', 'weight']);
+  const name = check.string(`${at}.name`, queue.name, '', {
+    pattern: NAME_PATTERN,
+    hint: 'a name of letters, digits, "_", "." or "-" starting with a letter, at most 80 long',
+  });
+  if (queue.name === undefined) check.problem(`${at}.name`, 'is required');
+  const weight = check.number(`${at}.weight`, queue.weight, DEFAULTS.weight, { min: 0 });
+  const broker = checkBroker(check, `${at}.broker`, queue.broker);
+  return { name, broker, weight };
+}
+
+function checkBroker(check: Checker, at: string, value: unknown): BrokerOptions {
+  const raw = typeof value === 'string' ? { type: value } : (value ?? { type: 'postgres' });
+  const type = check.oneOf(
+    `${at}.type`,
+    isPlainObject(raw) ? raw.type : raw,
+    BROKER_TYPES,
+    'postgres',
+  );
+  if (type === 'memory') {
+    const b = check.section(at, raw, ['type', 'receive', 'sync']);
+    const defaults = DEFAULTS.broker.memory;
+    return {
+      type,
+      receive: check.number(`${at}.receive`, b.receive, defaults.receive, {
+        min: 1,
+        max: 10000,
+        integer: true,
+      }),
+      sync: check.boolean(`${at}.sync`, b.sync, defaults.sync),
+    };
+  }
+  if (type === 'postgres') {
+    const b = check.section(at, raw, ['type', 'receive', 'leaseSeconds']);
+    const defaults = DEFAULTS.broker.postgres;
+    return {
+      type,
+      receive: check.number(`${at}.receive`, b.receive, defaults.receive, {
+        min: 1,
+        max: 10000,
+        integer: true,
+      }),
+      leaseSeconds: check.number(`${at}.leaseSeconds`, b.leaseSeconds, defaults.leaseSeconds, {
+        min: 1,
+        max: 86400,
+        integer: true,
+      }),
+    };
+  }
+  return checkSqsBroker(check, at, raw);
+}
+
+function checkSqsBroker(check: Checker, at: string, raw: unknown): BrokerOptions {
+  const keys = [
+    'type',
+    'receive',
+    'region',
+    'profile',
+    'endpoint',
+    'prefix',
+    'visibilityTimeoutSeconds',
+    'waitTimeSeconds',
+    'fifo',
+    'deadLetterMaxReceiveCount',
+  ];
+  const b = check.section(at, raw, keys);
+  const defaults = DEFAULTS.broker.sqs;
+  if (typeof b.receive === 'number' && b.receive > SQS_MAX_RECEIVE) {
+    check.problem(
+      `${at}.receive`,
+      `must be at most ${SQS_MAX_RECEIVE}, the most messages SQS returns in one receive (got ${b.receive})`,
+    );
+  }
+  const endpoint =
+    b.endpoint === undefined ? null : check.nullableString(`${at}.endpoint`, b.endpoint, null);
+  if (endpoint !== null && !/^https?:\/\//.test(endpoint)) {
+    check.problem(
+      `${at}.endpoint`,
+      `must be an http:// or https:// URL (got ${describeValue(endpoint)})`,
+    );
+  }
+  const dlq = b.deadLetterMaxReceiveCount;
+  return {
+    type: 'sqs',
+    receive: check.number(`${at}.receive`, b.receive, defaults.receive, { min: 1, integer: true }),
+    region: b.region === undefined ? null : check.nullableString(`${at}.region`, b.region, null),
+    profile:
+      b.profile === undefined ? null : check.nullableString(`${at}.profile`, b.profile, null),
+    endpoint,
+    prefix: b.prefix === '' ? '' : check.string(`${at}.prefix`, b.prefix, defaults.prefix),
+    visibilityTimeoutSeconds: check.number(
+      `${at}.visibilityTimeoutSeconds`,
+      b.visibilityTimeoutSeconds,
+      defaults.visibilityTimeoutSeconds,
+      { min: 1, max: 43200, integer: true },
+    ),
+    waitTimeSeconds: check.number(
+      `${at}.waitTimeSeconds`,
+      b.waitTimeSeconds,
+      defaults.waitTimeSeconds,
+      {
+        min: 0,
+        max: 20,
+        integer: true,
+      },
+    ),
+    fifo: check.boolean(`${at}.fifo`, b.fifo, false),
+    deadLetterMaxReceiveCount:
+      dlq === undefined || dlq === null
+        ? null
+        : check.number(`${at}.deadLetterMaxReceiveCount`, dlq, 5, {
+            min: 1,
+            max: 1000,
+            integer: true,
+          }),
+  };
+}
+
+function checkQueueName(check: Checker, at: string, value: unknown, names: string[]): string {
+  const fallback = names[0] ?? '';
+  if (value === undefined) return names.includes('default') ? 'default' : fallback;
+  if (typeof value === 'string' && names.includes(value)) return value;
+  check.problem(
+    at,
+    `must name one of the queues (${names.join(', ') || 'none defined'}) (got ${describeValue(value)})`,
+  );
+  return fallback;
+}
+
+function checkAssociations(
+  check: Checker,
+  value: unknown,
+  names: string[],
+): Record<string, string> {
+  if (value === undefined) return {};
+  if (!isPlainObject(value)) {
+    check.problem(
+      'associations',
+      `must map task names to queue names (got ${describeValue(value)})`,
+    );
+    return {};
+  }
+  const result: Record<string, string> = {};
+  for (const [task, queue] of Object.entries(value)) {
+    result[task] = checkQueueName(check, `associations["${task}"]`, queue, names);
+  }
+  return result;
+}
+
+function checkHandlers(check: Checker, value: unknown, baseDir: string): string | null {
+  if (value === undefined || value === null) return null;
+  const module = check.string('handlers', value, '', {
+    hint: 'the path of a module exporting handlers',
+  });
+  return module ? path.resolve(baseDir, module) : null;
+}
+
+function checkWorker(check: Checker, value: unknown): TaskqConfig['worker'] {
+  const keys = ['concurrency', 'idlePollMaxSeconds', 'heartbeatSeconds', 'shutdownTimeoutSeconds'];
+  const w = check.section('worker', value, keys);
+  const d = DEFAULTS.worker;
+  return {
+    concurrency: check.number('worker.concurrency', w.concurrency, d.concurrency, {
+      min: 1,
+      max: 10000,
+      integer: true,
+    }),
+    idlePollMaxSeconds: check.number(
+      'worker.idlePollMaxSeconds',
+      w.idlePollMaxSeconds,
+      d.idlePollMaxSeconds,
+      {
+        min: 0.05,
+        max: 60,
+      },
+    ),
+    heartbeatSeconds: check.number(
+      'worker.heartbeatSeconds',
+      w.heartbeatSeconds,
+      d.heartbeatSeconds,
+      {
+        min: 0.1,
+        max: 3600,
+      },
+    ),
+    shutdownTimeoutSeconds: check.number(
+      'worker.shutdownTimeoutSeconds',
+      w.shutdownTimeoutSeconds,
+      d.shutdownTimeoutSeconds,
+      { min: 0, max: 86400 },
+    ),
+  };
+}
+
+function checkRetry(check: Checker, value: unknown): TaskqConfig['retry'] {
+  const r = check.section('retry', value, ['limit', 'delaySeconds', 'backoff', 'maxDelaySeconds']);
+  const d = DEFAULTS.retry;
+  return {
+    limit: check.number('retry.limit', r.limit, d.limit, { min: 0, max: 1000, integer: true }),
+    delaySeconds: check.number('retry.delaySeconds', r.delaySeconds, d.delaySeconds, {
+      min: 0,
+      max: 86400,
+    }),
+    backoff: check.boolean('retry.backoff', r.backoff, d.backoff),
+    maxDelaySeconds: check.number('retry.maxDelaySeconds', r.maxDelaySeconds, d.maxDelaySeconds, {
+      min: 0,
+      max: 86400,
+    }),
+  };
+}

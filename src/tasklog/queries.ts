@@ -1,0 +1,249 @@
+import type pg from 'pg';
+
+import { TaskNotFoundError, TransitionRefusedError } from '../errors.js';
+import type { Report } from '../tasks/report.js';
+import { publicStatus, statusLabel, type PublicStatus, type TaskStatus } from './statuses.js';
+
+/** A task as the CLI, the API and the web page show it. */
+export interface TaskRecord {
+  id: string;
+  name: string;
+  queue: string;
+  label: string;
+  owner: string;
+  category: string;
+  parentId: string | null;
+  status: TaskStatus;
+  publicStatus: PublicStatus;
+  statusLabel: string;
+  report: Report | null;
+  progress: number | null;
+  progressMessage: string | null;
+  attempts: number;
+  maxAttempts: number;
+  worker: string | null;
+  resultFile: { name: string; path: string; bytes: number } | null;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface TaskEvent {
+  id: number;
+  at: string;
+  kind: string;
+  fromStatus: string | null;
+  toStatus: string | null;
+  actor: string;
+  detail: unknown;
+}
+
+export interface ListOptions {
+  limit: number;
+  offset: number;
+  status?: TaskStatus[];
+  owner?: string;
+}
+
+export interface TaskStats {
+  enqueued: number;
+  inProgress: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  archived: number;
+}
+
+interface TaskRow {
+  id: string;
+  name: string;
+  queue: string;
+  label: string;
+  owner: string;
+  category: string;
+  parent_id: string | null;
+  status: TaskStatus;
+  report: Report | null;
+  progress: number | null;
+  progress_message: string | null;
+  attempts: number;
+  max_attempts: number;
+  worker: string | null;
+  result_file: TaskRecord['resultFile'];
+  created_at: Date;
+  updated_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+const COLUMNS = `id, name, queue, label, owner, category, parent_id, status, report, progress,
+  progress_message, attempts, max_attempts, worker, result_file, created_at, updated_at, started_at,
+  finished_at`;
+
+function toRecord(row: TaskRow): TaskRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    queue: row.queue,
+    label: row.label,
+    owner: row.owner,
+    category: row.category,
+    parentId: row.parent_id,
+    status: row.status,
+    publicStatus: publicStatus(row.status),
+    statusLabel: statusLabel(row.status),
+    report: row.report,
+    progress: row.progress,
+    progressMessage: row.progress_message,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    worker: row.worker,
+    resultFile: row.result_file,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    startedAt: row.started_at?.toISOString() ?? null,
+    finishedAt: row.finished_at?.toISOString() ?? null,
+  };
+}
+
+/** Reads of the task log and the operator's transitions (archive, cancel). */
+export class TaskLogQueries {
+  constructor(
+    readonly pool: pg.Pool,
+    readonly schema: string,
+  ) {}
+
+  async get(id: string): Promise<TaskRecord> {
+    const { rows } = await this.pool.query<TaskRow>(
+      `SELECT ${COLUMNS} FROM ${this.schema}.tasks WHERE id = $1`,
+      [id],
+    );
+    if (!rows[0]) throw new TaskNotFoundError(id);
+    return toRecord(rows[0]);
+  }
+
+  async events(id: string): Promise<TaskEvent[]> {
+    const { rows } = await this.pool.query<{
+      id: string;
+      at: Date;
+      kind: string;
+      from_status: string | null;
+      to_status: string | null;
+      actor: string;
+      detail: unknown;
+    }>(
+      `SELECT id, at, kind, from_status, to_status, actor, detail FROM ${this.schema}.events WHERE task_id = $1 ORDER BY id`,
+      [id],
+    );
+    return rows.map((row) => ({
+      id: Number(row.id),
+      at: row.at.toISOString(),
+      kind: row.kind,
+      fromStatus: row.from_status,
+      toStatus: row.to_status,
+      actor: row.actor,
+      detail: row.detail,
+    }));
+  }
+
+  async list(options: ListOptions): Promise<{ tasks: TaskRecord[]; total: number }> {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (options.status?.length) {
+      values.push(options.status);
+      where.push(`status = ANY($${values.length}::text[])`);
+    }
+    if (options.owner) {
+      values.push(options.owner);
+      where.push(`owner = $${values.length}`);
+    }
+    const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const { rows } = await this.pool.query<TaskRow>(
+      `SELECT ${COLUMNS} FROM ${this.schema}.tasks ${clause}
+       ORDER BY created_at DESC, id DESC LIMIT $${values.length + 1} OFFSET $${values.length + 2}`,
+      [...values, options.limit, options.offset],
+    );
+    const count = await this.pool.query<{ total: string }>(
+      `SELECT count(*) AS total FROM ${this.schema}.tasks ${clause}`,
+      values,
+    );
+    return { tasks: rows.map(toRecord), total: Number(count.rows[0]?.total ?? 0) };
+  }
+
+  async stats(owner?: string): Promise<TaskStats> {
+    const { rows } = await this.pool.query<{ status: TaskStatus; count: string }>(
+      `SELECT status, count(*) AS count FROM ${this.schema}.tasks
+       WHERE ($1::text IS NULL OR owner = $1) GROUP BY status`,
+      [owner ?? null],
+    );
+    const stats: TaskStats = {
+      enqueued: 0,
+      inProgress: 0,
+      completed: 0,
+      failed: 0,
+      cancelled: 0,
+      archived: 0,
+    };
+    for (const row of rows) {
+      const count = Number(row.count);
+      const key = publicStatus(row.status);
+      if (key === 'created') stats.enqueued += count;
+      else if (key === 'in_progress') stats.inProgress += count;
+      else stats[key] += count;
+    }
+    return stats;
+  }
+
+  /** Archives a finished task; one still in progress only with `force`. */
+  async archive(id: string, options: { force: boolean; actor: string }): Promise<TaskRecord> {
+    const allowed = options.force
+      ? ['enqueued', 'dequeued', 'running', 'child_running', 'completed', 'failed', 'cancelled']
+      : ['completed', 'failed', 'cancelled'];
+    return this.transition(id, 'archived', allowed, options.actor, 'archived', (task) =>
+      task.status === 'archived'
+        ? `Task ${id} is already archived`
+        : `Task ${id} is ${task.status} (in progress); archive it anyway with --force`,
+    );
+  }
+
+  /** Cancels a task that has not started; one past `enqueued` only with `force`. */
+  async cancel(id: string, options: { force: boolean; actor: string }): Promise<TaskRecord> {
+    const allowed = options.force
+      ? ['enqueued', 'dequeued', 'running', 'child_running']
+      : ['enqueued'];
+    return this.transition(id, 'cancelled', allowed, options.actor, 'cancelled', (task) =>
+      ['completed', 'failed', 'cancelled', 'archived'].includes(task.status)
+        ? `Task ${id} is already ${task.status}; there is nothing to cancel`
+        : `Task ${id} is ${task.status}, past enqueued; cancel it anyway with --force`,
+    );
+  }
+
+  private async transition(
+    id: string,
+    to: TaskStatus,
+    allowed: string[],
+    actor: string,
+    kind: string,
+    refusal: (task: TaskRecord) => string,
+  ): Promise<TaskRecord> {
+    const s = this.schema;
+    const { rows } = await this.pool.query<{ id: string }>(
+      `WITH target AS (SELECT id, status FROM ${s}.tasks WHERE id = $1 FOR UPDATE),
+       changed AS (
+         UPDATE ${s}.tasks t SET status = $2, updated_at = now(), lease_expires_at = NULL,
+                finished_at = COALESCE(t.finished_at, now())
+         FROM target WHERE t.id = target.id AND target.status = ANY($3::text[])
+         RETURNING t.id, target.status AS previous
+       ), events AS (
+         INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor)
+         SELECT id, $4, previous, $2, $5 FROM changed
+       )
+       SELECT id FROM changed`,
+      [id, to, allowed, kind, actor],
+    );
+    const task = await this.get(id);
+    if (rows.length === 0) throw new TransitionRefusedError(refusal(task));
+    return task;
+  }
+}

@@ -1,0 +1,296 @@
+import type pg from 'pg';
+
+import type { Report } from '../tasks/report.js';
+import type { TaskMessage } from '../tasks/message.js';
+import type { TaskStatus } from './statuses.js';
+
+/** A new task, as written at enqueue. */
+export interface NewTaskRow {
+  id: string;
+  name: string;
+  queue: string;
+  parameters: unknown;
+  label: string;
+  owner: string;
+  category: string;
+  parentId: string | null;
+  maxAttempts: number;
+  delaySeconds: number;
+}
+
+/** What `start` found for one task id. */
+export interface StartResult {
+  id: string;
+  /** The status before the attempt; null when the task log has no row for the id. */
+  previous: TaskStatus | null;
+  started: boolean;
+  attempts: number;
+  maxAttempts: number;
+  /** When the task became available, for the wait-time metric. */
+  availableAt: Date | null;
+}
+
+/** How one attempt ended. `enqueued` means "retry after delaySeconds". */
+export interface Outcome {
+  id: string;
+  attempt: number;
+  status: 'completed' | 'failed' | 'enqueued' | 'child_running';
+  report: Report;
+  delaySeconds?: number;
+}
+
+/**
+ * The task log's writes on the worker's hot path. Every transition is a compare-and-set on the
+ * task's current status (and, for the end of an attempt, on the attempt number and the worker),
+ * and writes its event in the same statement, so the log never shows a change without its event.
+ */
+export class TaskLog {
+  constructor(
+    readonly pool: pg.Pool,
+    readonly schema: string,
+  ) {}
+
+  /** Inserts tasks with their `enqueued` events; `db` is the enqueue transaction. */
+  async insert(db: pg.Pool | pg.PoolClient, rows: NewTaskRow[], actor: string): Promise<void> {
+    const s = this.schema;
+    await db.query(
+      `WITH input AS (
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
+                              $7::text[], $8::uuid[], $9::int[], $10::float8[])
+           AS i(id, name, queue, parameters, label, owner, category, parent_id, max_attempts, delay)
+       ), inserted AS (
+         INSERT INTO ${s}.tasks (id, name, queue, parameters, label, owner, category, parent_id,
+                                 status, max_attempts, available_at)
+         SELECT id, name, queue, parameters, label, owner, category, parent_id, 'enqueued',
+                max_attempts, now() + delay * interval '1 second'
+         FROM input
+         RETURNING id
+       )
+       INSERT INTO ${s}.events (task_id, kind, to_status, actor)
+       SELECT id, 'enqueued', 'enqueued', $11 FROM inserted`,
+      [
+        rows.map((r) => r.id),
+        rows.map((r) => r.name),
+        rows.map((r) => r.queue),
+        rows.map((r) => JSON.stringify(r.parameters ?? null)),
+        rows.map((r) => r.label),
+        rows.map((r) => r.owner),
+        rows.map((r) => r.category),
+        rows.map((r) => r.parentId),
+        rows.map((r) => r.maxAttempts),
+        rows.map((r) => r.delaySeconds),
+        actor,
+      ],
+    );
+  }
+
+  /**
+   * Writes the rows of messages that have none, which happens when a broker accepted a message
+   * but the enqueue's transaction did not commit. The message carries the whole task.
+   */
+  async adopt(messages: TaskMessage[], maxAttempts: number, actor: string): Promise<void> {
+    const s = this.schema;
+    await this.pool.query(
+      `WITH input AS (
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
+                              $7::uuid[], $8::timestamptz[])
+           AS i(id, name, queue, parameters, label, owner, parent_id, created_at)
+       ), inserted AS (
+         INSERT INTO ${s}.tasks (id, name, queue, parameters, label, owner, parent_id, status,
+                                 max_attempts, created_at)
+         SELECT id, name, queue, parameters, label, owner, parent_id, 'enqueued', $9, created_at
+         FROM input
+         ON CONFLICT (id) DO NOTHING
+         RETURNING id
+       )
+       INSERT INTO ${s}.events (task_id, kind, to_status, actor, detail)
+       SELECT id, 'adopted', 'enqueued', $10, '{"reason": "message had no task-log row"}'
+       FROM inserted`,
+      [
+        messages.map((m) => m.id),
+        messages.map((m) => m.name),
+        messages.map((m) => m.queue),
+        messages.map((m) => JSON.stringify(m.parameters ?? null)),
+        messages.map((m) => m.label),
+        messages.map((m) => m.owner),
+        messages.map((m) => m.parentId),
+        messages.map((m) => m.createdAt),
+        maxAttempts,
+        actor,
+      ],
+    );
+  }
+
+  /**
+   * Moves tasks to `running` for one attempt. A task starts only from enqueued or dequeued, or
+   * from running when its holder's lease has run out (the holder is gone); so a message that is
+   * delivered twice never runs twice at the same time.
+   */
+  async start(ids: string[], worker: string, leaseSeconds: number): Promise<StartResult[]> {
+    const s = this.schema;
+    const { rows } = await this.pool.query<{
+      id: string;
+      previous: TaskStatus;
+      started: boolean;
+      attempts: number;
+      max_attempts: number;
+      available_at: Date;
+    }>(
+      `WITH target AS (
+         SELECT id, status, attempts FROM ${s}.tasks WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
+       ), started AS (
+         UPDATE ${s}.tasks t
+         SET status = 'running', attempts = t.attempts + 1, worker = $2, started_at = now(),
+             updated_at = now(), lease_expires_at = now() + $3 * interval '1 second'
+         FROM target
+         WHERE t.id = target.id
+           AND (target.status IN ('enqueued', 'dequeued')
+                OR (target.status = 'running' AND t.lease_expires_at < now()))
+         RETURNING t.id, t.attempts, target.status AS previous
+       ), events AS (
+         INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
+         SELECT id, 'started', previous, 'running', $2, jsonb_build_object('attempt', attempts)
+         FROM started
+       )
+       SELECT target.id, target.status AS previous, started.id IS NOT NULL AS started,
+              COALESCE(started.attempts, target.attempts) AS attempts, t.max_attempts, t.available_at
+       FROM target
+       JOIN ${s}.tasks t ON t.id = target.id
+       LEFT JOIN started ON started.id = target.id`,
+      [ids, worker, leaseSeconds],
+    );
+    const found = new Map(rows.map((row) => [row.id, row]));
+    return ids.map((id) => {
+      const row = found.get(id);
+      if (!row)
+        return {
+          id,
+          previous: null,
+          started: false,
+          attempts: 0,
+          maxAttempts: 0,
+          availableAt: null,
+        };
+      return {
+        id,
+        previous: row.previous,
+        started: row.started,
+        attempts: row.attempts,
+        maxAttempts: row.max_attempts,
+        availableAt: row.available_at,
+      };
+    });
+  }
+
+  /**
+   * Records the end of attempts. An outcome is written only while the task is still running the
+   * same attempt on the same worker: a task cancelled or released meanwhile keeps its status,
+   * and a late report from an aborted handler changes nothing. Returns the ids written.
+   */
+  async finish(outcomes: Outcome[], worker: string): Promise<Set<string>> {
+    const s = this.schema;
+    const { rows } = await this.pool.query<{ id: string }>(
+      `WITH input AS (
+         SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::jsonb[], $5::float8[])
+           AS i(id, attempt, status, report, delay)
+       ), done AS (
+         UPDATE ${s}.tasks t
+         SET status = i.status, report = i.report, updated_at = now(), lease_expires_at = NULL,
+             finished_at = CASE WHEN i.status IN ('completed', 'failed') THEN now() END,
+             available_at = CASE WHEN i.status = 'enqueued' THEN now() + i.delay * interval '1 second'
+                                 ELSE t.available_at END,
+             progress = CASE WHEN i.status = 'completed' THEN 1 ELSE t.progress END
+         FROM input i
+         WHERE t.id = i.id AND t.status = 'running' AND t.attempts = i.attempt AND t.worker = $6
+         RETURNING t.id, i.status, i.delay
+       ), events AS (
+         INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
+         SELECT id, CASE WHEN status = 'enqueued' THEN 'retry' ELSE 'finished' END, 'running', status, $6,
+                CASE WHEN status = 'enqueued' THEN jsonb_build_object('delaySeconds', delay) END
+         FROM done
+       )
+       SELECT id FROM done`,
+      [
+        outcomes.map((o) => o.id),
+        outcomes.map((o) => o.attempt),
+        outcomes.map((o) => o.status),
+        outcomes.map((o) => JSON.stringify(o.report)),
+        outcomes.map((o) => o.delaySeconds ?? 0),
+        worker,
+      ],
+    );
+    return new Set(rows.map((row) => row.id));
+  }
+
+  /**
+   * Gives running tasks back to the queue without an outcome: on shutdown, on pause after the
+   * start, and when a dead worker's tasks are released. The attempt stays counted.
+   */
+  async release(
+    ids: string[],
+    worker: string | null,
+    actor: string,
+    reason: string,
+  ): Promise<string[]> {
+    const s = this.schema;
+    const { rows } = await this.pool.query<{ id: string }>(
+      `WITH released AS (
+         UPDATE ${s}.tasks SET status = 'enqueued', lease_expires_at = NULL, updated_at = now(),
+                               available_at = now()
+         WHERE id = ANY($1::uuid[]) AND status = 'running' AND ($2::text IS NULL OR worker = $2)
+         RETURNING id
+       ), events AS (
+         INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
+         SELECT id, 'released', 'running', 'enqueued', $3, jsonb_build_object('reason', $4::text) FROM released
+       )
+       SELECT id FROM released`,
+      [ids, worker, actor, reason],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  /** Fails a task that cannot run at all (unknown handler, unreadable message, too many attempts). */
+  async failWithoutRunning(id: string, report: Report, actor: string): Promise<void> {
+    const s = this.schema;
+    await this.pool.query(
+      `WITH failed AS (
+         UPDATE ${s}.tasks SET status = 'failed', report = $2, updated_at = now(), finished_at = now(),
+                               lease_expires_at = NULL
+         WHERE id = $1 AND status IN ('enqueued', 'dequeued', 'running')
+         RETURNING id, status
+       )
+       INSERT INTO ${s}.events (task_id, kind, to_status, actor, detail)
+       SELECT id, 'finished', 'failed', $3, jsonb_build_object('reason', $2::jsonb->>'message') FROM failed`,
+      [id, JSON.stringify(report), actor],
+    );
+  }
+
+  /** Renews the lease of the tasks a live worker runs. */
+  async heartbeat(ids: string[], worker: string, leaseSeconds: number): Promise<void> {
+    if (ids.length === 0) return;
+    await this.pool.query(
+      `UPDATE ${this.schema}.tasks SET lease_expires_at = now() + $3 * interval '1 second'
+       WHERE id = ANY($1::uuid[]) AND status = 'running' AND worker = $2`,
+      [ids, worker, leaseSeconds],
+    );
+  }
+
+  async progress(id: string, fraction: number, message: string | null): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${this.schema}.tasks SET progress = $2, progress_message = $3, updated_at = now()
+       WHERE id = $1 AND status = 'running'`,
+      [id, fraction, message],
+    );
+  }
+
+  /** Notes the result file a handler wrote, for download and for removal with the task. */
+  async recordResultFile(
+    id: string,
+    file: { name: string; path: string; bytes: number },
+  ): Promise<void> {
+    await this.pool.query(`UPDATE ${this.schema}.tasks SET result_file = $2 WHERE id = $1`, [
+      id,
+      JSON.stringify(file),
+    ]);
+  }
+}

@@ -1,0 +1,137 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import type { RetryConfig } from '../config/types.js';
+import { TaskqError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { HandlerDefinition, TaskContext } from '../tasks/handlers.js';
+import type { TaskMessage } from '../tasks/message.js';
+import { errorReport, hasError, report, toReport, type Report } from '../tasks/report.js';
+import type { Outcome, TaskLog } from '../tasklog/task-log.js';
+import { retryDelaySeconds } from './backoff.js';
+import type { Executor } from './executor.js';
+
+/** Raised into a handler's AbortSignal when its worker stops before the task ends. */
+export class ShutdownAbort extends TaskqError {
+  constructor() {
+    super('SHUTDOWN', 'The worker is stopping; the task will run again elsewhere');
+  }
+}
+
+/** Progress is written at most this often per task; the latest value wins. */
+const PROGRESS_INTERVAL_MS = 250;
+
+export interface AttemptDeps {
+  taskLog: TaskLog;
+  executor: Executor;
+  logger: Logger;
+  retryDefaults: RetryConfig;
+  resultsDir: string;
+  enqueueChild: (
+    parentId: string,
+    name: string,
+    parameters: unknown,
+    options: { label?: string; queue?: string },
+  ) => Promise<string>;
+}
+
+/**
+ * One run of one task: builds the handler's context, runs it, and turns what it returned or
+ * threw into the outcome that the task log records.
+ */
+export async function runAttempt(
+  deps: AttemptDeps,
+  message: TaskMessage,
+  handler: HandlerDefinition,
+  attempt: number,
+  maxAttempts: number,
+  signal: AbortSignal,
+): Promise<Outcome> {
+  const logger = deps.logger.child({ taskId: message.id, task: message.name, attempt });
+  const progress = progressWriter(deps.taskLog, message.id, logger);
+  const context: TaskContext = {
+    taskId: message.id,
+    attempt,
+    queue: message.queue,
+    signal,
+    logger,
+    progress: progress.update,
+    enqueueChild: (name, parameters, options = {}) =>
+      deps.enqueueChild(message.id, name, parameters, options),
+    writeResultFile: (fileName, content) => writeResultFile(deps, message.id, fileName, content),
+  };
+
+  let result: Report;
+  try {
+    result = toReport(await deps.executor.run(message.name, handler, message.parameters, context));
+  } catch (thrown) {
+    result = errorReport(thrown);
+  } finally {
+    await progress.flush();
+  }
+
+  if (!hasError(result)) return { id: message.id, attempt, status: 'completed', report: result };
+  const retry = { ...deps.retryDefaults, ...handler.retry };
+  if (attempt < Math.min(maxAttempts, retry.limit + 1) && !signal.aborted) {
+    const delaySeconds = retryDelaySeconds(attempt, retry);
+    const note = report(
+      'info',
+      `Attempt ${attempt} failed; retrying in ${delaySeconds} s`,
+      undefined,
+      [result],
+    );
+    return { id: message.id, attempt, status: 'enqueued', report: note, delaySeconds };
+  }
+  return { id: message.id, attempt, status: 'failed', report: result };
+}
+
+function progressWriter(taskLog: TaskLog, taskId: string, logger: Logger) {
+  let latest: { fraction: number; message: string | null } | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let writing: Promise<void> = Promise.resolve();
+
+  const write = () => {
+    timer = null;
+    const value = latest;
+    latest = null;
+    if (!value) return;
+    writing = writing
+      .then(() => taskLog.progress(taskId, value.fraction, value.message))
+      .catch((error) => logger.warn({ err: error }, 'could not record progress'));
+  };
+
+  return {
+    update(fraction: number, message?: string): void {
+      if (!Number.isFinite(fraction)) return;
+      latest = { fraction: Math.min(1, Math.max(0, fraction)), message: message ?? null };
+      timer ??= setTimeout(write, PROGRESS_INTERVAL_MS);
+    },
+    async flush(): Promise<void> {
+      if (timer) clearTimeout(timer);
+      write();
+      await writing;
+    },
+  };
+}
+
+async function writeResultFile(
+  deps: AttemptDeps,
+  taskId: string,
+  fileName: string,
+  content: string | Uint8Array,
+): Promise<{ path: string; bytes: number }> {
+  const name = path.basename(fileName);
+  if (!name || name !== fileName || name === '.' || name === '..') {
+    throw new TaskqError(
+      'RESULT_FILE_NAME',
+      `Result file name "${fileName}" must be a plain file name, without directories`,
+    );
+  }
+  const directory = path.join(deps.resultsDir, taskId);
+  await fs.mkdir(directory, { recursive: true });
+  const file = path.join(directory, name);
+  await fs.writeFile(file, content);
+  const bytes = typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
+  await deps.taskLog.recordResultFile(taskId, { name, path: file, bytes });
+  return { path: file, bytes };
+}

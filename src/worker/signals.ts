@@ -1,0 +1,46 @@
+import type { Logger } from '../log/logger.js';
+
+export interface Stoppable {
+  stop(): Promise<void>;
+  forceStop(): Promise<void>;
+  pause(): void;
+  resume(): void;
+}
+
+export const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
+
+/**
+ * Signals of a process that owns a worker (or a fleet): the first stop signal drains, a second
+ * one forces; SIGUSR2 pauses and SIGCONT resumes. Only entry points call this: library code
+ * never installs signal handlers. Returns a function that removes the handlers.
+ */
+export function installSignalHandlers(target: Stoppable, logger: Logger): () => void {
+  let stopping = false;
+  const onStop = (signal: NodeJS.Signals) => {
+    if (!stopping) {
+      stopping = true;
+      logger.info({ signal }, `${signal}: draining; send it again to stop at once`);
+      void target.stop();
+      return;
+    }
+    logger.warn({ signal }, `${signal} again: aborting running tasks and releasing them`);
+    void target.forceStop();
+  };
+  const onPause = () => {
+    logger.info({ signal: 'SIGUSR2' }, 'SIGUSR2: pausing');
+    target.pause();
+  };
+  const onResume = () => {
+    logger.info({ signal: 'SIGCONT' }, 'SIGCONT: resuming');
+    target.resume();
+  };
+
+  for (const signal of STOP_SIGNALS) process.on(signal, onStop);
+  process.on('SIGUSR2', onPause);
+  process.on('SIGCONT', onResume);
+  return () => {
+    for (const signal of STOP_SIGNALS) process.off(signal, onStop);
+    process.off('SIGUSR2', onPause);
+    process.off('SIGCONT', onResume);
+  };
+}

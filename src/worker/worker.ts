@@ -1,0 +1,532 @@
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+
+import type { Broker, ReceivedMessage } from '../brokers/broker.js';
+import type { Logger } from '../log/logger.js';
+import { createSelector, type QueueSelector } from '../queues/strategies.js';
+import type { Runtime } from '../runtime.js';
+import { decodeMessage, type TaskMessage } from '../tasks/message.js';
+import { errorReport, report, type Report } from '../tasks/report.js';
+import type { Outcome, StartResult } from '../tasklog/task-log.js';
+import { runAttempt, ShutdownAbort, type AttemptDeps } from './attempt.js';
+import { Batcher } from './batcher.js';
+import { inlineExecutor, type Executor } from './executor.js';
+
+export const WORKER_STATES = ['starting', 'running', 'paused', 'stopping', 'stopped'] as const;
+export type WorkerState = (typeof WORKER_STATES)[number];
+
+export interface WorkerOptions {
+  /** Names this worker in the task log and in logs. */
+  id: string;
+  /** The queues to take tasks from; all configured queues by default. */
+  queues?: string[];
+  concurrency?: number;
+  /** Stop after starting this many tasks. */
+  limit?: number;
+  executor?: Executor;
+  /** Tasks enqueued by handlers (children) go through this; without it children are refused. */
+  enqueue?: (
+    name: string,
+    parameters: unknown,
+    options: { label?: string; queue?: string; parentId: string },
+  ) => Promise<string>;
+  /** Start paused (a supervisor's fleet that is paused). */
+  paused?: boolean;
+}
+
+/** A task this worker holds, from its start in the task log to its broker's ack. */
+interface ActiveTask {
+  message: TaskMessage;
+  received: ReceivedMessage;
+  broker: Broker;
+  abort: AbortController;
+  leasedAt: number;
+  /** Given back to the broker; a late outcome must not touch the message any more. */
+  released: boolean;
+}
+
+export interface WorkerEvents {
+  state: [WorkerState];
+  'task-started': [{ id: string; queue: string; receipt: string }];
+  'task-ended': [{ id: string; queue: string; status: string }];
+}
+
+/**
+ * The worker: a loop with `concurrency` slots. For each free slot it asks the selector for a
+ * queue, receives up to the free slots, moves the tasks to running in the task log (one
+ * compare-and-set for the batch), runs them, records their outcomes in batches and only then
+ * acknowledges or releases their messages.
+ */
+export class Worker extends EventEmitter<WorkerEvents> {
+  readonly id: string;
+  private state: WorkerState = 'starting';
+  private readonly queues: string[];
+  private readonly concurrency: number;
+  private readonly limit: number;
+  private readonly executor: Executor;
+  private readonly logger: Logger;
+  private readonly selector: QueueSelector;
+  private readonly taskLeaseSeconds: number;
+  private readonly active = new Map<string, ActiveTask>();
+  private readonly idleUntil = new Map<string, number>();
+  private readonly idleStreak = new Map<string, number>();
+  private readonly receiving = new Set<string>();
+  private readonly troubled = new Set<string>();
+  private readonly finishBatcher: Batcher<Outcome, boolean>;
+  private readonly attemptDeps: AttemptDeps;
+  private reserved = 0;
+  private launched = 0;
+  private paused: boolean;
+  private wake: () => void = () => {};
+  private stopRequested = false;
+  private runPromise: Promise<void> | undefined;
+  private readonly drained = new EventEmitter();
+
+  constructor(
+    private readonly runtime: Runtime,
+    options: WorkerOptions,
+  ) {
+    super();
+    const { config } = runtime;
+    this.id = options.id;
+    this.queues = options.queues ?? config.queues.map((queue) => queue.name);
+    this.concurrency = options.concurrency ?? config.worker.concurrency;
+    this.limit = options.limit ?? Infinity;
+    this.executor = options.executor ?? inlineExecutor;
+    this.paused = options.paused ?? false;
+    this.logger = runtime.logger.child({ worker: this.id });
+    this.selector = createSelector(config.strategy, configuredWeights(runtime));
+    this.taskLeaseSeconds = Math.max(3, config.worker.heartbeatSeconds * 3);
+    this.finishBatcher = new Batcher((outcomes) => this.writeOutcomes(outcomes));
+    this.attemptDeps = {
+      taskLog: runtime.taskLog,
+      executor: this.executor,
+      logger: this.logger,
+      retryDefaults: config.retry,
+      resultsDir: path.join(config.stateDir, 'results'),
+      enqueueChild: async (parentId, name, parameters, childOptions) => {
+        if (!options.enqueue) throw new Error('This worker cannot enqueue child tasks');
+        return options.enqueue(name, parameters, { ...childOptions, parentId });
+      },
+    };
+  }
+
+  get currentState(): WorkerState {
+    return this.state;
+  }
+
+  /** The ids of the tasks this worker holds, with their queues and broker receipts. */
+  holdings(): { id: string; queue: string; receipt: string }[] {
+    return [...this.active.values()].map((task) => ({
+      id: task.message.id,
+      queue: task.received.queue,
+      receipt: task.received.receipt,
+    }));
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  /** Runs until stopped (or until `limit` tasks have run); resolves when everything is released. */
+  run(): Promise<void> {
+    this.runPromise ??= this.loop();
+    return this.runPromise;
+  }
+
+  /** No task starts after this returns; running ones finish. Repeating it changes nothing. */
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    if (this.state === 'running') this.setState('paused');
+    this.wake();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.state === 'paused') this.setState('running');
+    this.wake();
+  }
+
+  /** Changes the weights the selector uses (the supervisor's weight controller calls this). */
+  setWeights(weights: ReadonlyMap<string, number>): void {
+    this.selector.setWeights(weights);
+    this.wake();
+  }
+
+  /**
+   * Stops taking tasks and lets the running ones finish for up to `timeoutSeconds`; then aborts
+   * them through their AbortSignal and releases them to their brokers. Resolves when done.
+   */
+  async stop(timeoutSeconds = this.runtime.config.worker.shutdownTimeoutSeconds): Promise<void> {
+    this.stopRequested = true;
+    if (this.state !== 'stopped') this.setState('stopping');
+    this.wake();
+    const deadline = AbortSignal.timeout(Math.max(0, timeoutSeconds * 1000));
+    await this.untilDrained(deadline);
+    if (this.active.size > 0) await this.abortAndRelease('shutdown deadline passed');
+    await this.run();
+  }
+
+  /** Aborts running tasks at once and releases them: a second stop signal. */
+  async forceStop(): Promise<void> {
+    this.stopRequested = true;
+    this.setState('stopping');
+    this.wake();
+    await this.abortAndRelease('forced stop');
+    await this.run();
+  }
+
+  private setState(state: WorkerState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.logger.info({ state }, `worker ${state}`);
+    this.emit('state', state);
+  }
+
+  private async loop(): Promise<void> {
+    const unsubscribe = this.queues.map((queue) =>
+      this.runtime.brokers.get(queue).onWork(() => {
+        this.idleUntil.delete(queue);
+        this.idleStreak.delete(queue);
+        this.wake();
+      }),
+    );
+    const heartbeat = setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs());
+    heartbeat.unref();
+    if (!this.stopRequested) this.setState(this.paused ? 'paused' : 'running');
+
+    try {
+      while (!this.stopRequested && this.launched < this.limit) await this.step();
+      while (this.active.size > 0) await this.waitForChange(1000);
+      await this.finishBatcher.idle();
+    } finally {
+      clearInterval(heartbeat);
+      for (const off of unsubscribe) off();
+      this.setState('stopped');
+    }
+  }
+
+  /** One turn of the loop: start a receive if a slot and a queue allow it, else wait. */
+  private async step(): Promise<void> {
+    const free = this.concurrency - this.active.size - this.reserved;
+    if (this.paused || free <= 0) return this.waitForChange(1000);
+
+    const now = Date.now();
+    const candidates = this.queues.filter(
+      (queue) => !this.receiving.has(queue) && (this.idleUntil.get(queue) ?? 0) <= now,
+    );
+    const queue = this.selector.next(candidates);
+    if (queue === undefined) {
+      const next = Math.min(...this.queues.map((q) => this.idleUntil.get(q) ?? now + 1000));
+      return this.waitForChange(Math.max(1, next - now));
+    }
+
+    const broker = this.runtime.brokers.get(queue);
+    const max = Math.min(free, broker.receiveLimit, this.limit - this.launched);
+    this.reserved += max;
+    this.receiving.add(queue);
+    const receiving = this.receiveAndStart(queue, broker, max).finally(() => {
+      this.reserved -= max;
+      this.receiving.delete(queue);
+      this.wake();
+    });
+    if (!broker.longPoll) await receiving;
+  }
+
+  private waitForChange(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      this.wake = done;
+      function done() {
+        clearTimeout(timer);
+        self.wake = () => {};
+        resolve();
+      }
+    });
+  }
+
+  private async receiveAndStart(queue: string, broker: Broker, max: number): Promise<void> {
+    let messages: ReceivedMessage[];
+    try {
+      messages = await broker.receive(max);
+      this.brokerState(queue, null);
+    } catch (error) {
+      this.brokerState(queue, error);
+      this.markIdle(queue);
+      return;
+    }
+    if (messages.length === 0) return this.markIdle(queue);
+    this.idleStreak.delete(queue);
+
+    if (this.paused || this.stopRequested) {
+      await broker.release(messages, 0);
+      return;
+    }
+    this.launched += messages.length;
+    await this.startMessages(broker, messages);
+  }
+
+  /** Logs a broker's trouble once when it starts and once when it ends, not on every poll. */
+  private brokerState(queue: string, error: unknown): void {
+    if (error === null) {
+      if (this.troubled.delete(queue)) this.logger.info({ queue }, 'queue reachable again');
+      return;
+    }
+    if (!this.troubled.has(queue)) {
+      this.troubled.add(queue);
+      this.logger.warn({ queue, err: error }, 'cannot receive from queue; backing off');
+    }
+  }
+
+  /** A queue that had nothing is polled again after a delay doubling up to the configured cap. */
+  private markIdle(queue: string): void {
+    const streak = (this.idleStreak.get(queue) ?? 0) + 1;
+    this.idleStreak.set(queue, streak);
+    const capMs = this.runtime.config.worker.idlePollMaxSeconds * 1000;
+    const delay = this.troubled.has(queue) ? capMs * 2 : Math.min(capMs, 25 * 2 ** streak);
+    this.idleUntil.set(queue, Date.now() + delay);
+  }
+
+  private async startMessages(broker: Broker, messages: ReceivedMessage[]): Promise<void> {
+    const valid: { received: ReceivedMessage; message: TaskMessage }[] = [];
+    for (const received of messages) {
+      const decoded = decodeMessage(received.body);
+      if (decoded.ok) valid.push({ received, message: decoded.message });
+      else await this.rejectMessage(broker, received, decoded.taskId, decoded.reason);
+    }
+    if (valid.length === 0) return;
+
+    const ids = valid.map((entry) => entry.message.id);
+    let results = await this.runtime.taskLog.start(ids, this.id, this.taskLeaseSeconds);
+    const orphans = valid
+      .filter((_, index) => results[index]!.previous === null)
+      .map((entry) => entry.message);
+    if (orphans.length > 0) {
+      await this.runtime.taskLog.adopt(orphans, this.runtime.config.retry.limit + 1, this.id);
+      const again = await this.runtime.taskLog.start(
+        orphans.map((m) => m.id),
+        this.id,
+        this.taskLeaseSeconds,
+      );
+      const byId = new Map(again.map((result) => [result.id, result]));
+      results = results.map((result) => byId.get(result.id) ?? result);
+    }
+
+    const started: ActiveTask[] = [];
+    for (const [index, entry] of valid.entries()) {
+      const task = await this.admit(broker, entry.received, entry.message, results[index]!);
+      if (task) started.push(task);
+    }
+    if (this.paused || this.stopRequested) {
+      await this.giveBack(started, this.paused ? 'paused before the task started' : 'stopping');
+      return;
+    }
+    for (const task of started)
+      void this.execute(
+        task,
+        results.find((r) => r.id === task.message.id)!,
+      );
+  }
+
+  /** Decides what to do with a message after the compare-and-set; returns the task to run. */
+  private async admit(
+    broker: Broker,
+    received: ReceivedMessage,
+    message: TaskMessage,
+    result: StartResult,
+  ): Promise<ActiveTask | null> {
+    if (!result.started) {
+      if (result.previous === 'running') {
+        // Another worker holds it with a live lease: look again once that lease could be over.
+        await broker.release([received], this.taskLeaseSeconds);
+      } else {
+        // Finished, cancelled before pickup, or archived: the message has nothing left to do.
+        await broker.ack([received]);
+      }
+      return null;
+    }
+    const handler = this.runtime.handlers.find(message.name);
+    if (!handler) {
+      const known = this.runtime.handlers.names().join(', ') || '(none)';
+      const why = `No handler for task "${message.name}" in this version of the application; known tasks: ${known}`;
+      await this.failUnrunnable(broker, received, message.id, report('error', why));
+      return null;
+    }
+    if (result.attempts > result.maxAttempts) {
+      const why = `Gave up after ${result.maxAttempts} attempt(s); the last ones ended without an outcome (their worker was lost)`;
+      await this.failUnrunnable(broker, received, message.id, report('error', why));
+      return null;
+    }
+    const task: ActiveTask = {
+      message,
+      received,
+      broker,
+      abort: new AbortController(),
+      leasedAt: Date.now(),
+      released: false,
+    };
+    this.active.set(message.id, task);
+    this.emit('task-started', { id: message.id, queue: received.queue, receipt: received.receipt });
+    return task;
+  }
+
+  private async execute(task: ActiveTask, start: StartResult): Promise<void> {
+    const handler = this.runtime.handlers.get(task.message.name);
+    let outcome: Outcome;
+    try {
+      outcome = await runAttempt(
+        this.attemptDeps,
+        task.message,
+        handler,
+        start.attempts,
+        start.maxAttempts,
+        task.abort.signal,
+      );
+    } catch (error) {
+      outcome = {
+        id: task.message.id,
+        attempt: start.attempts,
+        status: 'failed',
+        report: errorReport(error, 'The worker failed to run the task'),
+      };
+    }
+    if (task.released) return this.forget(task, 'released');
+
+    try {
+      const written = await this.finishBatcher.add(outcome);
+      if (task.released) return this.forget(task, 'released');
+      if (!written || outcome.status === 'completed' || outcome.status === 'child_running')
+        await task.broker.ack([task.received]);
+      else if (outcome.status === 'enqueued')
+        await task.broker.release([task.received], outcome.delaySeconds ?? 0);
+      else await task.broker.deadLetter([task.received], outcome.report.message);
+    } catch (error) {
+      // The lease runs out and the task comes back: at least once, never lost.
+      this.logger.error(
+        { err: error, taskId: task.message.id },
+        'could not record the outcome of a task; it will run again',
+      );
+    }
+    this.forget(task, outcome.status);
+  }
+
+  private forget(task: ActiveTask, status: string): void {
+    if (this.active.get(task.message.id) !== task) return;
+    this.active.delete(task.message.id);
+    this.emit('task-ended', { id: task.message.id, queue: task.received.queue, status });
+    this.drained.emit('change');
+    this.wake();
+  }
+
+  private async writeOutcomes(outcomes: Outcome[]): Promise<boolean[]> {
+    const written = await this.runtime.taskLog.finish(outcomes, this.id);
+    return outcomes.map((outcome) => written.has(outcome.id));
+  }
+
+  private async rejectMessage(
+    broker: Broker,
+    received: ReceivedMessage,
+    taskId: string | null,
+    reason: string,
+  ): Promise<void> {
+    this.logger.error({ queue: received.queue, taskId }, `unreadable message: ${reason}`);
+    const why = report('error', `The message could not be read: ${reason}`);
+    if (taskId) await this.runtime.taskLog.failWithoutRunning(taskId, why, this.id);
+    await broker.deadLetter([received], why.message);
+  }
+
+  private async failUnrunnable(
+    broker: Broker,
+    received: ReceivedMessage,
+    taskId: string,
+    why: Report,
+  ): Promise<void> {
+    this.logger.error({ taskId, queue: received.queue }, why.message);
+    await this.runtime.taskLog.failWithoutRunning(taskId, why, this.id);
+    await broker.deadLetter([received], why.message);
+  }
+
+  /** Aborts every running task and gives it back to its broker at once. */
+  private async abortAndRelease(reason: string): Promise<void> {
+    const tasks = [...this.active.values()].filter((task) => !task.released);
+    for (const task of tasks) task.abort.abort(new ShutdownAbort());
+    // Handlers that honour their signal end within a moment; the rest are released anyway.
+    await this.untilDrained(AbortSignal.timeout(1000));
+    await this.giveBack(
+      tasks.filter((task) => this.active.has(task.message.id)),
+      reason,
+    );
+  }
+
+  private async giveBack(tasks: ActiveTask[], reason: string): Promise<void> {
+    if (tasks.length === 0) return;
+    for (const task of tasks) task.released = true;
+    await this.runtime.taskLog.release(
+      tasks.map((task) => task.message.id),
+      this.id,
+      this.id,
+      reason,
+    );
+    for (const task of tasks) {
+      await task.broker
+        .release([task.received], 0)
+        .catch((error) => this.logger.warn({ err: error }, 'release failed'));
+      this.forget(task, 'released');
+    }
+    this.logger.info({ count: tasks.length, reason }, 'released tasks to their queues');
+  }
+
+  private untilDrained(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.active.size === 0 || signal.aborted) {
+          this.drained.off('change', check);
+          signal.removeEventListener('abort', check);
+          resolve();
+        }
+      };
+      this.drained.on('change', check);
+      signal.addEventListener('abort', check, { once: true });
+      check();
+    });
+  }
+
+  private heartbeatIntervalMs(): number {
+    const leases = this.queues.map((queue) => this.runtime.brokers.get(queue).leaseSeconds);
+    return Math.max(
+      100,
+      Math.min(this.runtime.config.worker.heartbeatSeconds, ...leases.map((lease) => lease / 4)) *
+        1000,
+    );
+  }
+
+  /** Renews the task-log lease of every running task, and the broker lease of long-running ones. */
+  private async heartbeat(): Promise<void> {
+    const tasks = [...this.active.values()].filter((task) => !task.released);
+    if (tasks.length === 0) return;
+    try {
+      await this.runtime.taskLog.heartbeat(
+        tasks.map((task) => task.message.id),
+        this.id,
+        this.taskLeaseSeconds,
+      );
+      const now = Date.now();
+      for (const task of tasks) {
+        if (now - task.leasedAt < (task.broker.leaseSeconds * 1000) / 2) continue;
+        await task.broker.extendLease([task.received], task.broker.leaseSeconds);
+        task.leasedAt = now;
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, 'heartbeat failed');
+    }
+  }
+}
+
+function configuredWeights(runtime: Runtime): Map<string, number> {
+  return new Map(runtime.config.queues.map((queue) => [queue.name, queue.weight]));
+}
+
+export { ShutdownAbort };
