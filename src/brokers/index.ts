@@ -61,11 +61,7 @@ export class BrokerSet {
         return new PostgresBroker(queue.name, options, this.postgresBackend());
       case 'sqs': {
         const { SqsBroker } = await import('./sqs.js');
-        return new SqsBroker(
-          queue.name,
-          options,
-          this.logger.child({ queue: queue.name }),
-        ) as unknown as Broker;
+        return new SqsBroker(queue.name, options, this.logger.child({ queue: queue.name }));
       }
     }
   }

@@ -73,7 +73,7 @@ export function loadConfig(options: LoadOptions = {}): TaskqConfig {
   const { file, explicit } = configFilePath(options);
 
   const fromFile = explicit || existsSync(file) ? readConfigFile(file) : structuredClone(BUILT_IN);
-  const merged = deepMerge(deepMerge(fromFile, fromEnvironment(env)), options.overrides ?? {});
+  const merged = deepMerge(deepMerge(fromFile, fromEnvironment(env, cwd)), options.overrides ?? {});
   return validateConfig(merged, {
     source: existsSync(file) ? path.relative(cwd, file) || file : 'built-in configuration',
     baseDir: path.dirname(file),
@@ -82,10 +82,10 @@ export function loadConfig(options: LoadOptions = {}): TaskqConfig {
 }
 
 /** The environment variables that stand for configuration settings. */
-function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {
+function fromEnvironment(env: NodeJS.ProcessEnv, cwd: string): Record<string, unknown> {
   const result: Record<string, unknown> = {};
   if (env.TASKQ_DATABASE_URL) result.database = { url: env.TASKQ_DATABASE_URL };
-  if (env.TASKQ_HANDLERS) result.handlers = path.resolve(env.TASKQ_HANDLERS);
+  if (env.TASKQ_HANDLERS) result.handlers = path.resolve(cwd, env.TASKQ_HANDLERS);
   if (env.TASKQ_STRATEGY) result.strategy = env.TASKQ_STRATEGY;
   return result;
 }

@@ -37,9 +37,13 @@ const ROOT_KEYS = [
  * a ConfigError listing every problem found, each with its path and what would fix it.
  */
 export function validateConfig(raw: unknown, context: ValidateContext): TaskqConfig {
+  if (!isPlainObject(raw)) {
+    throw new ConfigError(context.source, [
+      { path: '(top level)', message: `must be a JSON object (got ${describeValue(raw)})` },
+    ]);
+  }
   const check = new Checker();
   const root = check.section('', raw, ROOT_KEYS);
-  if (!isPlainObject(raw)) throw new ConfigError(context.source, check.problems);
 
   const database = checkDatabase(check, root.database, context.stateDir);
   const queues = checkQueues(check, root.queues);

@@ -73,6 +73,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly receiving = new Set<string>();
   private readonly troubled = new Set<string>();
   private readonly finishBatcher: Batcher<Outcome, boolean>;
+  private readonly ackBatchers = new Map<Broker, Batcher<ReceivedMessage, void>>();
   private readonly attemptDeps: AttemptDeps;
   private reserved = 0;
   private launched = 0;
@@ -199,8 +200,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
     try {
       while (!this.stopRequested && this.launched < this.limit) await this.step();
-      while (this.active.size > 0) await this.waitForChange(1000);
+      while (this.active.size > 0 || this.reserved > 0) await this.waitForChange(1000);
       await this.finishBatcher.idle();
+      for (const batcher of this.ackBatchers.values()) await batcher.idle();
     } finally {
       clearInterval(heartbeat);
       for (const off of unsubscribe) off();
@@ -227,12 +229,22 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const max = Math.min(free, broker.receiveLimit, this.limit - this.launched);
     this.reserved += max;
     this.receiving.add(queue);
-    const receiving = this.receiveAndStart(queue, broker, max).finally(() => {
-      this.reserved -= max;
+    // The next receive may begin as soon as this one returns, while its tasks are being started.
+    const received = this.receive(queue, broker, max).finally(() => {
       this.receiving.delete(queue);
       this.wake();
     });
-    if (!broker.longPoll) await receiving;
+    void received
+      .then((messages) => (messages.length > 0 ? this.startMessages(broker, messages) : undefined))
+      .catch((error) => {
+        // Their leases run out and the broker hands the messages out again.
+        this.logger.error({ err: error, queue }, 'could not start received tasks');
+      })
+      .finally(() => {
+        this.reserved -= max;
+        this.wake();
+      });
+    if (!broker.longPoll) await received;
   }
 
   private waitForChange(ms: number): Promise<void> {
@@ -247,7 +259,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     });
   }
 
-  private async receiveAndStart(queue: string, broker: Broker, max: number): Promise<void> {
+  /** Receives up to `max` messages; returns those to start (none when paused or stopping). */
+  private async receive(queue: string, broker: Broker, max: number): Promise<ReceivedMessage[]> {
     let messages: ReceivedMessage[];
     try {
       messages = await broker.receive(max);
@@ -255,18 +268,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } catch (error) {
       this.brokerState(queue, error);
       this.markIdle(queue);
-      return;
+      return [];
     }
-    if (messages.length === 0) return this.markIdle(queue);
+    if (messages.length === 0) {
+      this.markIdle(queue);
+      return [];
+    }
     this.idleStreak.delete(queue);
     this.selector.charge(queue, messages.length);
 
     if (this.paused || this.stopRequested) {
       await broker.release(messages, 0);
-      return;
+      return [];
     }
     this.launched += messages.length;
-    await this.startMessages(broker, messages);
+    return messages;
   }
 
   /** Logs a broker's trouble once when it starts and once when it ends, not on every poll. */
@@ -410,7 +426,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const written = await this.finishBatcher.add(outcome);
       if (task.released) return this.forget(task, 'released');
       if (!written || outcome.status === 'completed' || outcome.status === 'child_running')
-        await task.broker.ack([task.received]);
+        await this.ack(task);
       else if (outcome.status === 'enqueued')
         await task.broker.release([task.received], outcome.delaySeconds ?? 0);
       else await task.broker.deadLetter([task.received], outcome.report.message);
@@ -422,6 +438,20 @@ export class Worker extends EventEmitter<WorkerEvents> {
       );
     }
     this.forget(task, outcome.status);
+  }
+
+  /** Acks go out in batches per broker, like the outcomes before them. */
+  private ack(task: ActiveTask): Promise<void> {
+    let batcher = this.ackBatchers.get(task.broker);
+    if (!batcher) {
+      const broker = task.broker;
+      batcher = new Batcher<ReceivedMessage, void>(async (messages) => {
+        await broker.ack(messages);
+        return [];
+      });
+      this.ackBatchers.set(broker, batcher);
+    }
+    return batcher.add(task.received);
   }
 
   private forget(task: ActiveTask, status: string): void {

@@ -20,6 +20,9 @@ interface LogArgs extends GlobalArgs {
 
 const ACTIONS = ['stats', 'available', 'get-task', 'archive', 'cancel'] as const;
 
+/** Task ids are UUIDs; anything else would reach the database as a malformed value. */
+const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export function logCommand(yargs: Argv<GlobalArgs>) {
   return yargs.command<LogArgs>(
     'log',
@@ -63,6 +66,14 @@ export function logCommand(yargs: Argv<GlobalArgs>) {
       }
       if (!Number.isInteger(args.offset) || args.offset < 0)
         throw new UsageError(`--offset must be an integer >= 0 (got ${args.offset})`);
+      for (const action of ['get-task', 'archive', 'cancel'] as const) {
+        const id = args[action];
+        if (id === undefined || TASK_ID.test(id)) continue;
+        throw new UsageError(
+          `--${action} needs a task id as enqueue prints it, such as ` +
+            `0b6f8c52-5d1e-4c1a-9a47-2f3d9e8b7c10 (got "${id}")`,
+        );
+      }
 
       await withRuntime(args, async ({ queries }) => {
         const actor = args.owner ?? 'cli';

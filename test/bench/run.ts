@@ -1,0 +1,45 @@
+import { benchFoundation } from './foundation.bench.js';
+import { round, type BenchResult } from './types.js';
+
+/**
+ * `npm run bench`: every figure that an issue names, each next to its baseline measured in the
+ * same run on the same machine. `--only=NAME` runs the suites whose name contains NAME.
+ * Exits 1 when a target is missed.
+ */
+const SUITES: { name: string; run: () => Promise<BenchResult[]> }[] = [
+  { name: 'foundation', run: benchFoundation },
+];
+
+async function main(): Promise<number> {
+  const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
+  const results: BenchResult[] = [];
+  for (const suite of SUITES) {
+    if (only && !suite.name.includes(only)) continue;
+    console.error(`running ${suite.name} ...`);
+    for (const result of await suite.run()) {
+      results.push(result);
+      printRow(result);
+    }
+  }
+  const missed = results.filter((result) => !result.pass);
+  console.log(`\n${results.length - missed.length} passed, ${missed.length} missed`);
+  return missed.length === 0 ? 0 : 1;
+}
+
+function printRow(result: BenchResult): void {
+  const ratio = result.baseline.value
+    ? `${round((result.value / result.baseline.value) * 100, 0)}%`
+    : '-';
+  console.log(
+    [
+      result.pass ? 'PASS' : 'MISS',
+      result.name.padEnd(58),
+      `${round(result.value)} ${result.unit}`.padEnd(16),
+      `baseline ${result.baseline.name}: ${round(result.baseline.value)} ${result.unit}`.padEnd(52),
+      `ratio ${ratio}`.padEnd(11),
+      `target ${result.target}`,
+    ].join('  '),
+  );
+}
+
+process.exitCode = await main();
