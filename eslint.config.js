@@ -13,7 +13,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**/*.ts', 'src/cli/**/*.ts'],
+    files: ['test/**/*.ts', 'src/cli/**/*.ts', 'supervisor/bin.ts'],
     rules: { 'no-console': 'off' },
   },
 );

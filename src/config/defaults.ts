@@ -1,4 +1,4 @@
-import type { RetryConfig, WorkerConfig } from './types.js';
+import type { HttpConfig, RetryConfig, SupervisorConfig, WorkerConfig } from './types.js';
 
 /** Every default in one place; the JSON Schema in config/ states the same values. */
 export const DEFAULTS = {
@@ -33,6 +33,14 @@ export const DEFAULTS = {
     backoff: true,
     maxDelaySeconds: 300,
   } satisfies RetryConfig,
+  supervisor: {
+    maxRestarts: 10,
+    restartWindowSeconds: 60,
+    heartbeatTimeoutSeconds: 10,
+    maxMemoryMb: null,
+    maxTasks: null,
+  } satisfies SupervisorConfig,
+  http: { host: '127.0.0.1', port: 9464 } satisfies HttpConfig,
 } as const;
 
 /** The SQS service refuses more than 10 messages per ReceiveMessage call. */

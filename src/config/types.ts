@@ -74,6 +74,24 @@ export interface RetryConfig {
   maxDelaySeconds: number;
 }
 
+export interface SupervisorConfig {
+  /** Restarts of one worker slot within `restartWindowSeconds` past which the slot is given up. */
+  maxRestarts: number;
+  restartWindowSeconds: number;
+  /** A worker that has not answered a ping for this long is killed and restarted. */
+  heartbeatTimeoutSeconds: number;
+  /** A worker past this resident memory is drained and replaced; null for no limit. */
+  maxMemoryMb: number | null;
+  /** A worker that has run this many tasks is drained and replaced; null for no limit. */
+  maxTasks: number | null;
+}
+
+export interface HttpConfig {
+  /** 127.0.0.1 unless set otherwise. */
+  host: string;
+  port: number;
+}
+
 /** The resolved configuration: every field present, every path absolute. */
 export interface TaskqConfig {
   /** Where the configuration came from, for messages. */
@@ -89,4 +107,6 @@ export interface TaskqConfig {
   handlers: string | null;
   worker: WorkerConfig;
   retry: RetryConfig;
+  supervisor: SupervisorConfig;
+  http: HttpConfig;
 }

@@ -30,6 +30,8 @@ const ROOT_KEYS = [
   'handlers',
   'worker',
   'retry',
+  'supervisor',
+  'http',
 ];
 
 /**
@@ -54,6 +56,8 @@ export function validateConfig(raw: unknown, context: ValidateContext): TaskqCon
   const handlers = checkHandlers(check, root.handlers, context.baseDir);
   const worker = checkWorker(check, root.worker);
   const retry = checkRetry(check, root.retry);
+  const supervisor = checkSupervisor(check, root.supervisor);
+  const http = checkHttp(check, root.http);
 
   if (check.problems.length > 0) throw new ConfigError(context.source, check.problems);
   return {
@@ -67,6 +71,8 @@ export function validateConfig(raw: unknown, context: ValidateContext): TaskqCon
     handlers,
     worker,
     retry,
+    supervisor,
+    http,
   };
 }
 
@@ -363,6 +369,58 @@ function checkRetry(check: Checker, value: unknown): TaskqConfig['retry'] {
     maxDelaySeconds: check.number('retry.maxDelaySeconds', r.maxDelaySeconds, d.maxDelaySeconds, {
       min: 0,
       max: 86400,
+    }),
+  };
+}
+
+function checkSupervisor(check: Checker, value: unknown): TaskqConfig['supervisor'] {
+  const keys = [
+    'maxRestarts',
+    'restartWindowSeconds',
+    'heartbeatTimeoutSeconds',
+    'maxMemoryMb',
+    'maxTasks',
+  ];
+  const v = check.section('supervisor', value, keys);
+  const d = DEFAULTS.supervisor;
+  const optional = (key: 'maxMemoryMb' | 'maxTasks', min: number) =>
+    v[key] === undefined || v[key] === null
+      ? null
+      : check.number(`supervisor.${key}`, v[key], 0, { min, integer: true });
+  return {
+    maxRestarts: check.number('supervisor.maxRestarts', v.maxRestarts, d.maxRestarts, {
+      min: 0,
+      max: 10000,
+      integer: true,
+    }),
+    restartWindowSeconds: check.number(
+      'supervisor.restartWindowSeconds',
+      v.restartWindowSeconds,
+      d.restartWindowSeconds,
+      {
+        min: 1,
+        max: 86400,
+      },
+    ),
+    heartbeatTimeoutSeconds: check.number(
+      'supervisor.heartbeatTimeoutSeconds',
+      v.heartbeatTimeoutSeconds,
+      d.heartbeatTimeoutSeconds,
+      { min: 0.5, max: 3600 },
+    ),
+    maxMemoryMb: optional('maxMemoryMb', 16),
+    maxTasks: optional('maxTasks', 1),
+  };
+}
+
+function checkHttp(check: Checker, value: unknown): TaskqConfig['http'] {
+  const v = check.section('http', value, ['host', 'port']);
+  return {
+    host: check.string('http.host', v.host, DEFAULTS.http.host),
+    port: check.number('http.port', v.port, DEFAULTS.http.port, {
+      min: 0,
+      max: 65535,
+      integer: true,
     }),
   };
 }

@@ -1,7 +1,8 @@
 import type { Logger } from '../log/logger.js';
 
 export interface Stoppable {
-  stop(): Promise<void>;
+  /** Drains; `signal` is the one received, for a supervisor that forwards it. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
   forceStop(): Promise<void>;
   pause(): void;
   resume(): void;
@@ -20,7 +21,7 @@ export function installSignalHandlers(target: Stoppable, logger: Logger): () => 
     if (!stopping) {
       stopping = true;
       logger.info({ signal }, `${signal}: draining; send it again to stop at once`);
-      void target.stop();
+      void target.stop(signal);
       return;
     }
     logger.warn({ signal }, `${signal} again: aborting running tasks and releasing them`);

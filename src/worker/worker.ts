@@ -3,6 +3,7 @@ import path from 'node:path';
 
 import type { Broker, ReceivedMessage } from '../brokers/broker.js';
 import type { Logger } from '../log/logger.js';
+import type { StrategyName } from '../config/types.js';
 import { createSelector, type QueueSelector } from '../queues/strategies.js';
 import type { Runtime } from '../runtime.js';
 import { decodeMessage, type TaskMessage } from '../tasks/message.js';
@@ -40,6 +41,7 @@ interface ActiveTask {
   received: ReceivedMessage;
   broker: Broker;
   abort: AbortController;
+  startedAt: number;
   leasedAt: number;
   /** Given back to the broker; a late outcome must not touch the message any more. */
   released: boolean;
@@ -65,17 +67,22 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly limit: number;
   private readonly executor: Executor;
   private readonly logger: Logger;
-  private readonly selector: QueueSelector;
+  private selector: QueueSelector;
+  private weights: ReadonlyMap<string, number>;
+  private readonly work = new WorkMeter();
   private readonly taskLeaseSeconds: number;
   private readonly active = new Map<string, ActiveTask>();
   private readonly idleUntil = new Map<string, number>();
   private readonly idleStreak = new Map<string, number>();
   private readonly receiving = new Set<string>();
+  /** Queues whose last receive brought a full batch. */
+  private readonly backlogged = new Set<string>();
   private readonly troubled = new Set<string>();
   private readonly finishBatcher: Batcher<Outcome, boolean>;
   private readonly ackBatchers = new Map<Broker, Batcher<ReceivedMessage, void>>();
   private readonly attemptDeps: AttemptDeps;
   private reserved = 0;
+  private finished = 0;
   private launched = 0;
   private paused: boolean;
   private wake: () => void = () => {};
@@ -95,8 +102,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.limit = options.limit ?? Infinity;
     this.executor = options.executor ?? inlineExecutor;
     this.paused = options.paused ?? false;
-    this.logger = runtime.logger.child({ worker: this.id });
-    this.selector = createSelector(config.strategy, configuredWeights(runtime));
+    // A worker process's logger already names the worker; a standalone one's does not.
+    this.logger = runtime.logger.bindings().worker
+      ? runtime.logger
+      : runtime.logger.child({ worker: this.id });
+    this.weights = configuredWeights(runtime);
+    this.selector = createSelector(config.strategy, this.weights);
     this.taskLeaseSeconds = Math.max(3, config.worker.heartbeatSeconds * 3);
     this.finishBatcher = new Batcher((outcomes) => this.writeOutcomes(outcomes));
     this.attemptDeps = {
@@ -152,8 +163,20 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Changes the weights the selector uses (the supervisor's weight controller calls this). */
   setWeights(weights: ReadonlyMap<string, number>): void {
+    this.weights = weights;
     this.selector.setWeights(weights);
     this.wake();
+  }
+
+  /** Switches the selection strategy (a reloaded configuration). */
+  setStrategy(strategy: StrategyName): void {
+    this.selector = createSelector(strategy, this.weights);
+    this.wake();
+  }
+
+  /** Tasks this worker has finished since it started, whatever their outcome. */
+  get tasksDone(): number {
+    return this.finished;
   }
 
   /**
@@ -216,10 +239,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.paused || free <= 0) return this.waitForChange(1000);
 
     const now = Date.now();
+    // A queue with a backlog stays a candidate while its receive is under way (on a long-polling
+    // broker, such as SQS); were its turns given to other queues meanwhile, it would fall short
+    // of its share. When it is the pick, the worker waits for that receive.
     const candidates = this.queues.filter(
-      (queue) => !this.receiving.has(queue) && (this.idleUntil.get(queue) ?? 0) <= now,
+      (queue) =>
+        (!this.receiving.has(queue) || this.backlogged.has(queue)) &&
+        (this.idleUntil.get(queue) ?? 0) <= now,
     );
     const queue = this.selector.next(candidates);
+    if (queue !== undefined && this.receiving.has(queue)) return this.waitForChange(1000);
     if (queue === undefined) {
       const next = Math.min(...this.queues.map((q) => this.idleUntil.get(q) ?? now + 1000));
       return this.waitForChange(Math.max(1, next - now));
@@ -230,10 +259,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.reserved += max;
     this.receiving.add(queue);
     // The next receive may begin as soon as this one returns, while its tasks are being started.
-    const received = this.receive(queue, broker, max).finally(() => {
-      this.receiving.delete(queue);
-      this.wake();
-    });
+    const received = this.receive(queue, broker, max)
+      .then((messages) => {
+        // A full batch suggests that more is waiting.
+        if (messages.length >= max) this.backlogged.add(queue);
+        else this.backlogged.delete(queue);
+        return messages;
+      })
+      .finally(() => {
+        this.receiving.delete(queue);
+        this.wake();
+      });
     void received
       .then((messages) => (messages.length > 0 ? this.startMessages(broker, messages) : undefined))
       .catch((error) => {
@@ -275,7 +311,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return [];
     }
     this.idleStreak.delete(queue);
-    this.selector.charge(queue, messages.length);
+    this.selector.charge(queue, messages.length * this.work.estimate(queue));
 
     if (this.paused || this.stopRequested) {
       await broker.release(messages, 0);
@@ -388,6 +424,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       received,
       broker,
       abort: new AbortController(),
+      startedAt: Date.now(),
       leasedAt: Date.now(),
       released: false,
     };
@@ -457,6 +494,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private forget(task: ActiveTask, status: string): void {
     if (this.active.get(task.message.id) !== task) return;
     this.active.delete(task.message.id);
+    this.finished += 1;
+    const queue = task.received.queue;
+    const estimate = this.work.estimate(queue);
+    this.selector.charge(
+      queue,
+      this.work.record(queue, (Date.now() - task.startedAt) / 1000) - estimate,
+    );
     this.emit('task-ended', { id: task.message.id, queue: task.received.queue, status });
     this.drained.emit('change');
     this.wake();
@@ -572,3 +616,24 @@ function configuredWeights(runtime: Runtime): Map<string, number> {
 }
 
 export { ShutdownAbort };
+
+/**
+ * What a task of each queue costs, in seconds of a slot: a moving average of run times plus a
+ * fixed overhead, so that tasks that take no time still count. The selector charges queues by
+ * this cost, so weights share running time, not merely the number of tasks.
+ */
+class WorkMeter {
+  private static readonly OVERHEAD_SECONDS = 0.001;
+  private readonly average = new Map<string, number>();
+
+  estimate(queue: string): number {
+    return (this.average.get(queue) ?? 0) + WorkMeter.OVERHEAD_SECONDS;
+  }
+
+  /** Records a run time and returns the cost of that task. */
+  record(queue: string, seconds: number): number {
+    const previous = this.average.get(queue);
+    this.average.set(queue, previous === undefined ? seconds : previous * 0.9 + seconds * 0.1);
+    return seconds + WorkMeter.OVERHEAD_SECONDS;
+  }
+}

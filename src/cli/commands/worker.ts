@@ -63,7 +63,15 @@ export function workerCommand(yargs: Argv<GlobalArgs>) {
         enqueue: (name, parameters, options) =>
           client.enqueue(name, parameters, options).then((task) => task.id),
       });
-      const removeHandlers = installSignalHandlers(worker, logger);
+      const removeHandlers = installSignalHandlers(
+        {
+          stop: () => worker.stop(),
+          forceStop: () => worker.forceStop(),
+          pause: () => worker.pause(),
+          resume: () => worker.resume(),
+        },
+        logger,
+      );
       try {
         await worker.run();
       } finally {

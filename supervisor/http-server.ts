@@ -1,0 +1,24 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+
+import type { Logger } from '../src/log/logger.js';
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  logger: Logger;
+  /** The body of GET /healthz. */
+  health: () => unknown;
+}
+
+/** The supervisor's HTTP server: /healthz here; metrics, the API and the web page join it. */
+export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  app.get('/healthz', async () => options.health());
+  return app;
+}
+
+export async function listen(app: FastifyInstance, options: HttpServerOptions): Promise<string> {
+  const address = await app.listen({ host: options.host, port: options.port });
+  options.logger.info({ address }, 'HTTP server listening');
+  return address;
+}

@@ -1,0 +1,157 @@
+import type { QueueConfig } from '../src/config/types.js';
+import type { BrokerSet } from '../src/brokers/index.js';
+import type { Logger } from '../src/log/logger.js';
+
+export interface QueueView {
+  name: string;
+  broker: string;
+  configuredWeight: number;
+  effectiveWeight: number;
+  waiting: number | null;
+  inFlight: number | null;
+  running: number;
+}
+
+/** How far one step may move a weight, and how far it may drift from the configured one. */
+const STEP_LIMIT = 2;
+const DRIFT_LIMIT = 20;
+const MIN_RUNNING_FOR_FEEDBACK = 4;
+
+/**
+ * Turns configured weights, queue depths and running work into the weights the workers use.
+ *
+ * - A queue with nothing waiting gets weight 0: its share goes to the queues that have work,
+ *   and it takes it back at the next tick (twice a second) once something waits in it.
+ * - Among backlogged queues, the share of running tasks is compared with the share the
+ *   configured weights promise, and each effective weight is nudged toward closing the gap.
+ *   Workers already charge queues by running time; this corrects what local choices miss
+ *   across the fleet, such as one queue's tasks running much longer than another's.
+ */
+export class WeightController {
+  private effective = new Map<string, number>();
+  private views: QueueView[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private ticking = false;
+
+  constructor(
+    private queues: QueueConfig[],
+    private readonly brokers: BrokerSet,
+    private readonly running: () => Map<string, number>,
+    private readonly publish: (weights: Map<string, number>) => void,
+    private readonly logger: Logger,
+    private readonly intervalMs = 500,
+  ) {
+    this.effective = new Map(queues.map((queue) => [queue.name, queue.weight]));
+    this.views = queues.map((queue) => this.view(queue, null, 0));
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.intervalMs);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** A reloaded configuration: new configured weights take effect at once. */
+  update(queues: QueueConfig[]): void {
+    this.queues = queues;
+    this.effective = new Map(queues.map((queue) => [queue.name, queue.weight]));
+    this.publish(new Map(this.effective));
+    void this.tick();
+  }
+
+  weights(): Map<string, number> {
+    return new Map(this.effective);
+  }
+
+  snapshot(): QueueView[] {
+    return this.views;
+  }
+
+  async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      const running = this.running();
+      const counts = await Promise.all(
+        this.queues.map((queue) =>
+          this.brokers
+            .get(queue.name)
+            .counts()
+            .catch(() => null),
+        ),
+      );
+      const next = this.compute(counts, running);
+      const changed = this.queues.some(
+        (queue) =>
+          Math.abs((next.get(queue.name) ?? 0) - (this.effective.get(queue.name) ?? 0)) >
+          0.02 * queue.weight,
+      );
+      this.effective = next;
+      this.views = this.queues.map((queue, index) =>
+        this.view(queue, counts[index] ?? null, running.get(queue.name) ?? 0),
+      );
+      if (changed) this.publish(new Map(next));
+    } catch (error) {
+      this.logger.warn({ err: error }, 'weight controller could not read the queues');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private compute(
+    counts: ({ waiting: number; inFlight: number } | null)[],
+    running: Map<string, number>,
+  ): Map<string, number> {
+    const next = new Map<string, number>();
+    const backlogged = this.queues.filter(
+      (queue, index) => queue.weight > 0 && (counts[index]?.waiting ?? 1) > 0,
+    );
+    const totalWeight = backlogged.reduce((sum, queue) => sum + queue.weight, 0);
+    const totalRunning = backlogged.reduce((sum, queue) => sum + (running.get(queue.name) ?? 0), 0);
+
+    for (const [index, queue] of this.queues.entries()) {
+      const waiting = counts[index]?.waiting ?? 1;
+      if (queue.weight === 0 || waiting === 0) {
+        next.set(queue.name, 0);
+        continue;
+      }
+      const previous = this.effective.get(queue.name) || queue.weight;
+      if (backlogged.length < 2 || totalRunning < MIN_RUNNING_FOR_FEEDBACK) {
+        next.set(queue.name, queue.weight);
+        continue;
+      }
+      const target = queue.weight / totalWeight;
+      const actual = Math.max((running.get(queue.name) ?? 0) / totalRunning, 0.01);
+      const step = Math.min(STEP_LIMIT, Math.max(1 / STEP_LIMIT, Math.sqrt(target / actual)));
+      const bounded = Math.min(
+        queue.weight * DRIFT_LIMIT,
+        Math.max(queue.weight / DRIFT_LIMIT, previous * step),
+      );
+      next.set(queue.name, bounded);
+    }
+    // A fleet whose every queue is empty polls them all on their configured weights.
+    if ([...next.values()].every((weight) => weight === 0))
+      for (const queue of this.queues) next.set(queue.name, queue.weight);
+    return next;
+  }
+
+  private view(
+    queue: QueueConfig,
+    counts: { waiting: number; inFlight: number } | null,
+    running: number,
+  ): QueueView {
+    return {
+      name: queue.name,
+      broker: queue.broker.type,
+      configuredWeight: queue.weight,
+      effectiveWeight: this.effective.get(queue.name) ?? queue.weight,
+      waiting: counts?.waiting ?? null,
+      inFlight: counts?.inFlight ?? null,
+      running,
+    };
+  }
+}

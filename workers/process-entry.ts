@@ -1,0 +1,86 @@
+/**
+ * The entry of a worker process forked by the supervisor: `taskq worker`, plus the IPC channel
+ * over which it reports the tasks it holds and answers pings. Stop, pause and resume arrive as
+ * signals, exactly as they do for a standalone worker.
+ */
+import { TaskqClient } from '../src/client.js';
+import { loadConfig } from '../src/config/load.js';
+import { createLogger } from '../src/log/logger.js';
+import { openRuntime } from '../src/runtime.js';
+import { installSignalHandlers } from '../src/worker/signals.js';
+import { Worker } from '../src/worker/worker.js';
+import { WORKER_ENV, isToWorker, type FromWorker } from '../supervisor/protocol.js';
+
+const id = process.env[WORKER_ENV.id] ?? `worker:${process.pid}`;
+const logger = createLogger({ bindings: { worker: id } });
+
+function send(message: FromWorker): void {
+  if (process.connected) process.send?.(message);
+}
+
+async function main(): Promise<void> {
+  const queue = process.argv.find((arg) => arg.startsWith('--queue='))?.slice('--queue='.length);
+  const config = loadConfig();
+  const runtime = await openRuntime(config, logger, { supervise: true, initQueues: false });
+  const client = new TaskqClient(runtime, id);
+  const worker = new Worker(runtime, {
+    id,
+    queues: queue ? [queue] : undefined,
+    paused: process.env[WORKER_ENV.startPaused] === '1',
+    enqueue: (name, parameters, options) =>
+      client.enqueue(name, parameters, options).then((task) => task.id),
+  });
+  const shutdownSeconds = Number(
+    process.env[WORKER_ENV.shutdownTimeoutSeconds] ?? config.worker.shutdownTimeoutSeconds,
+  );
+
+  worker.on('state', (state) => send({ type: 'state', state }));
+  worker.on('task-started', (task) => send({ type: 'task-started', ...task }));
+  worker.on('task-ended', (task) => send({ type: 'task-ended', ...task }));
+  process.on('message', (message) => {
+    if (!isToWorker(message)) return;
+    if (message.type === 'ping') {
+      const rssBytes = process.memoryUsage.rss();
+      send({
+        type: 'pong',
+        seq: message.seq,
+        rssBytes,
+        tasksDone: worker.tasksDone,
+        running: worker.activeCount,
+      });
+    } else if (message.type === 'configure') {
+      worker.setStrategy(message.strategy);
+      worker.setWeights(new Map(message.weights));
+    } else if (message.type === 'stop') {
+      void worker.stop(message.timeoutSeconds);
+    }
+  });
+  // Without its supervisor a worker stops taking tasks: nothing would release them if it died.
+  process.on('disconnect', () => {
+    if (worker.currentState === 'stopping' || worker.currentState === 'stopped') return;
+    logger.warn('the supervisor is gone; stopping');
+    void worker.stop(shutdownSeconds);
+  });
+
+  const removeHandlers = installSignalHandlers(
+    {
+      stop: () => worker.stop(shutdownSeconds),
+      forceStop: () => worker.forceStop(),
+      pause: () => worker.pause(),
+      resume: () => worker.resume(),
+    },
+    logger,
+  );
+  try {
+    await worker.run();
+  } finally {
+    removeHandlers();
+    await runtime.close();
+    process.disconnect?.();
+  }
+}
+
+main().catch((error) => {
+  logger.fatal({ err: error }, 'worker failed to start or run');
+  process.exitCode = 1;
+});
