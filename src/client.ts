@@ -80,11 +80,23 @@ export class TaskqClient {
         );
       });
       for (const entry of entries) results.set(entry.row.id, { id: entry.row.id, queue });
+      this.announce(
+        queue,
+        entries.map((entry) => entry.row.name),
+      );
       if (broker.type === 'memory' && (broker as MemoryBroker).sync) {
         await this.runNow(queue, entries.length, results);
       }
     }
     return prepared.map((entry) => results.get(entry.row.id)!);
+  }
+
+  private announce(queue: string, names: string[]): void {
+    if (this.runtime.events.listenerCount('enqueued') === 0) return;
+    const counts = new Map<string, number>();
+    for (const name of names) counts.set(name, (counts.get(name) ?? 0) + 1);
+    for (const [name, count] of counts)
+      this.runtime.events.emit('enqueued', { queue, name, count });
   }
 
   private prepare(request: EnqueueRequest): { row: NewTaskRow; outgoing: OutgoingMessage } {

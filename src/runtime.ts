@@ -1,3 +1,5 @@
+import { EventEmitter } from 'node:events';
+
 import { BrokerSet } from './brokers/index.js';
 import type { TaskqConfig } from './config/types.js';
 import { openDatabase, type Database } from './database/connection.js';
@@ -8,8 +10,15 @@ import { loadHandlers, type HandlerRegistry } from './tasks/handlers.js';
 import { TaskLogQueries } from './tasklog/queries.js';
 import { TaskLog } from './tasklog/task-log.js';
 
+export interface RuntimeEvents {
+  /** Tasks written to the task log and their queue, counted per task name. */
+  enqueued: [{ queue: string; name: string; count: number }];
+}
+
 /** Everything a taskq process works with, opened once and closed in reverse order. */
 export interface Runtime {
+  /** What happens in this process, for observers such as the metrics. */
+  events: EventEmitter<RuntimeEvents>;
   config: TaskqConfig;
   logger: Logger;
   db: Database;
@@ -52,6 +61,7 @@ export async function openRuntime(
     if (options.initQueues ?? true) for (const broker of brokers.all()) await broker.init();
 
     return {
+      events: new EventEmitter<RuntimeEvents>(),
       config,
       logger,
       db,

@@ -8,12 +8,15 @@ export interface HttpServerOptions {
   logger: Logger;
   /** The body of GET /healthz. */
   health: () => unknown;
+  /** Further routes: metrics, the API, the web page. */
+  plugins?: ((app: FastifyInstance) => void | Promise<void>)[];
 }
 
 /** The supervisor's HTTP server: /healthz here; metrics, the API and the web page join it. */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
   app.get('/healthz', async () => options.health());
+  for (const plugin of options.plugins ?? []) await plugin(app);
   return app;
 }
 

@@ -1,5 +1,5 @@
 import type { StrategyName } from '../src/config/types.js';
-import type { WorkerState } from '../src/worker/worker.js';
+import type { TaskEnded, TaskStarted, WorkerState } from '../src/worker/worker.js';
 
 /**
  * The messages between the supervisor and its worker processes, over the IPC channel of
@@ -8,13 +8,15 @@ import type { WorkerState } from '../src/worker/worker.js';
 export type ToWorker =
   | { type: 'ping'; seq: number }
   | { type: 'configure'; strategy: StrategyName; weights: [string, number][] }
-  | { type: 'stop'; timeoutSeconds: number };
+  | { type: 'stop'; timeoutSeconds: number }
+  | { type: 'metrics-request'; seq: number };
 
 export type FromWorker =
   | { type: 'state'; state: WorkerState }
-  | { type: 'task-started'; id: string; queue: string; receipt: string }
-  | { type: 'task-ended'; id: string; queue: string; status: string }
-  | { type: 'pong'; seq: number; rssBytes: number; tasksDone: number; running: number };
+  | ({ type: 'task-started' } & TaskStarted)
+  | ({ type: 'task-ended' } & TaskEnded)
+  | { type: 'pong'; seq: number; rssBytes: number; tasksDone: number; running: number }
+  | { type: 'metrics'; seq: number; metrics: unknown };
 
 /** Environment of a forked worker: how the supervisor hands it its identity and start state. */
 export const WORKER_ENV = {

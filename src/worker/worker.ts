@@ -47,10 +47,31 @@ interface ActiveTask {
   released: boolean;
 }
 
+/** How a task left the worker: its outcome, or released back to its queue, or lost to an error. */
+export type TaskEnd =
+  'completed' | 'failed' | 'cancelled' | 'retried' | 'child_running' | 'released' | 'lost';
+
+export interface TaskStarted {
+  id: string;
+  name: string;
+  queue: string;
+  receipt: string;
+  /** From the moment the task became available to its start. */
+  waitSeconds: number;
+}
+
+export interface TaskEnded {
+  id: string;
+  name: string;
+  queue: string;
+  status: TaskEnd;
+  durationSeconds: number;
+}
+
 export interface WorkerEvents {
   state: [WorkerState];
-  'task-started': [{ id: string; queue: string; receipt: string }];
-  'task-ended': [{ id: string; queue: string; status: string }];
+  'task-started': [TaskStarted];
+  'task-ended': [TaskEnded];
 }
 
 /**
@@ -429,7 +450,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
       released: false,
     };
     this.active.set(message.id, task);
-    this.emit('task-started', { id: message.id, queue: received.queue, receipt: received.receipt });
+    const waitSeconds = result.availableAt
+      ? Math.max(0, (Date.now() - result.availableAt.getTime()) / 1000)
+      : 0;
+    this.emit('task-started', {
+      id: message.id,
+      name: message.name,
+      queue: received.queue,
+      receipt: received.receipt,
+      waitSeconds,
+    });
     return task;
   }
 
@@ -459,6 +489,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return this.giveBack([task], 'aborted by shutdown');
     }
 
+    let ended: TaskEnd = 'lost';
     try {
       const written = await this.finishBatcher.add(outcome);
       if (task.released) return this.forget(task, 'released');
@@ -467,6 +498,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       else if (outcome.status === 'enqueued')
         await task.broker.release([task.received], outcome.delaySeconds ?? 0);
       else await task.broker.deadLetter([task.received], outcome.report.message);
+      // Not written: the task log holds another status, set meanwhile by an operator.
+      ended = !written ? 'cancelled' : outcome.status === 'enqueued' ? 'retried' : outcome.status;
     } catch (error) {
       // The lease runs out and the task comes back: at least once, never lost.
       this.logger.error(
@@ -474,7 +507,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         'could not record the outcome of a task; it will run again',
       );
     }
-    this.forget(task, outcome.status);
+    this.forget(task, ended);
   }
 
   /** Acks go out in batches per broker, like the outcomes before them. */
@@ -491,17 +524,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return batcher.add(task.received);
   }
 
-  private forget(task: ActiveTask, status: string): void {
+  private forget(task: ActiveTask, status: TaskEnd): void {
     if (this.active.get(task.message.id) !== task) return;
     this.active.delete(task.message.id);
     this.finished += 1;
     const queue = task.received.queue;
     const estimate = this.work.estimate(queue);
-    this.selector.charge(
+    const durationSeconds = (Date.now() - task.startedAt) / 1000;
+    this.selector.charge(queue, this.work.record(queue, durationSeconds) - estimate);
+    this.emit('task-ended', {
+      id: task.message.id,
+      name: task.message.name,
       queue,
-      this.work.record(queue, (Date.now() - task.startedAt) / 1000) - estimate,
-    );
-    this.emit('task-ended', { id: task.message.id, queue: task.received.queue, status });
+      status,
+      durationSeconds,
+    });
     this.drained.emit('change');
     this.wake();
   }
