@@ -1,0 +1,32 @@
+/**
+ * taskq's public surface: what an application imports. Everything else is internal and may
+ * change without notice.
+ */
+export { TaskqClient, type Enqueued, type EnqueueOptions, type EnqueueRequest } from './client.js';
+export { loadConfig, type LoadOptions } from './config/load.js';
+export type { QueueConfig, TaskqConfig, BrokerOptions, StrategyName } from './config/types.js';
+export {
+  ConfigError,
+  TaskqError,
+  TaskNotFoundError,
+  TransitionRefusedError,
+  UnknownTaskError,
+  UsageError,
+  type ConfigProblem,
+} from './errors.js';
+export { createLogger, type Logger } from './log/logger.js';
+export { openRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
+export {
+  defineHandlers,
+  HandlerRegistry,
+  loadHandlers,
+  type HandlerDefinition,
+  type HandlerFunction,
+  type HandlerModule,
+  type TaskContext,
+} from './tasks/handlers.js';
+export { type Report, type ReportInput, type ReportType } from './tasks/report.js';
+export type { TaskEvent, TaskRecord, TaskStats } from './tasklog/queries.js';
+export { type PublicStatus, type TaskStatus } from './tasklog/statuses.js';
+export { Worker, type WorkerOptions, type WorkerState } from './worker/worker.js';
+export type { Broker, QueueCounts, ReceivedMessage, OutgoingMessage } from './brokers/broker.js';
