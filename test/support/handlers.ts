@@ -53,3 +53,14 @@ export const handlers = defineHandlers({
     },
   },
 });
+
+/**
+ * A worker process whose id names slot 0 dies as soon as it loads the handlers, when the test
+ * asks for it: a crash loop, as a broken deployment or a bad native module would cause.
+ */
+if (
+  process.env.TASKQ_TEST_CRASH_SLOT0 === '1' &&
+  /\/w0\.\d+$/.test(process.env.TASKQ_WORKER_ID ?? '')
+) {
+  process.exit(3);
+}
