@@ -18,6 +18,7 @@ export interface RunningSupervisor {
 export interface Health {
   status: string;
   pid: number;
+  isolation: string;
   paused: boolean;
   workers: {
     id: string;

@@ -1,0 +1,89 @@
+import { fileURLToPath } from 'node:url';
+import { MessageChannel } from 'node:worker_threads';
+
+import { Piscina } from 'piscina';
+
+import type { HandlerDefinition, TaskContext } from '../src/tasks/handlers.js';
+import type { Executor } from '../src/worker/executor.js';
+import type { ThreadReply, ThreadRequest, ThreadTask } from './thread-protocol.js';
+
+const THREAD_ENTRY = fileURLToPath(new URL('../workers/thread-entry.js', import.meta.url));
+
+/**
+ * Runs handlers in a piscina pool, so that a handler that computes for seconds never blocks the
+ * event loop that keeps leases, heartbeats and signals going. The context's calls come back over
+ * a MessagePort and are served by the worker's own context.
+ */
+export class ThreadExecutor implements Executor {
+  private readonly pool: Piscina<ThreadTask, unknown>;
+
+  constructor(
+    private readonly handlersModule: string,
+    threads: number,
+  ) {
+    this.pool = new Piscina({
+      filename: THREAD_ENTRY,
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: 60_000,
+    });
+  }
+
+  async run(
+    name: string,
+    _handler: HandlerDefinition,
+    parameters: unknown,
+    context: TaskContext,
+  ): Promise<unknown> {
+    const { port1, port2 } = new MessageChannel();
+    port1.on('message', (request: ThreadRequest) => void this.serve(port1, request, context));
+    const onAbort = () => port1.postMessage({ kind: 'abort' });
+    context.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const task: ThreadTask = {
+        handlers: this.handlersModule,
+        name,
+        parameters,
+        taskId: context.taskId,
+        attempt: context.attempt,
+        queue: context.queue,
+        port: port2,
+      };
+      return await this.pool.run(task, { transferList: [port2] });
+    } finally {
+      context.signal.removeEventListener('abort', onAbort);
+      port1.close();
+    }
+  }
+
+  private async serve(
+    port: MessageChannel['port1'],
+    request: ThreadRequest,
+    context: TaskContext,
+  ): Promise<void> {
+    if (request.kind === 'progress') {
+      context.progress(request.fraction, request.message);
+      return;
+    }
+    let reply: ThreadReply;
+    try {
+      const value =
+        request.kind === 'enqueueChild'
+          ? await context.enqueueChild(request.name, request.parameters, request.options)
+          : await context.writeResultFile(request.fileName, request.content);
+      reply = { seq: request.seq, ok: true, value };
+    } catch (error) {
+      reply = { seq: request.seq, ok: false, error: (error as Error).message };
+    }
+    port.postMessage(reply);
+  }
+
+  /** Lets running handlers finish for `timeoutMs`, then ends the threads. */
+  async close(timeoutMs = 1000): Promise<void> {
+    await Promise.race([
+      this.pool.close(),
+      new Promise((resolve) => setTimeout(resolve, timeoutMs)),
+    ]);
+    await this.pool.destroy();
+  }
+}
