@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-import { configFilePath, loadConfig, readConfigFile } from '../config/load.js';
+import { BUILT_IN_CONFIG, configFilePath, loadConfig, readConfigFile } from '../config/load.js';
 import type { TaskqConfig } from '../config/types.js';
 import { validateConfig } from '../config/validate.js';
 import { createLogger, type Logger } from '../log/logger.js';
@@ -40,8 +40,9 @@ export async function withRuntime<T>(
 
 /**
  * Rewrites the configuration file with `change` applied to its parsed content, keeping every
- * other setting. The new content is validated first and written atomically (a temporary file
- * renamed over the old one), so a failed change leaves the file as it was.
+ * other setting; a missing file starts as the built-in configuration. The new content is
+ * validated first and written atomically (a temporary file renamed over the old one), so a
+ * failed change leaves the file as it was.
  */
 export async function rewriteConfigFile(
   args: GlobalArgs,
@@ -52,8 +53,9 @@ export async function rewriteConfigFile(
     .access(file)
     .then(() => readConfigFile(file))
     .catch((error: unknown) => {
+      // No file yet: the change applies to the built-in configuration, which was in effect.
       if ((error as NodeJS.ErrnoException).code === 'ENOENT')
-        return { $schema: './taskq.schema.json' };
+        return { $schema: './taskq.schema.json', ...structuredClone(BUILT_IN_CONFIG) };
       throw error;
     });
   change(raw);

@@ -1,4 +1,10 @@
-import type { HttpConfig, RetryConfig, SupervisorConfig, WorkerConfig } from './types.js';
+import type {
+  HttpConfig,
+  MetricsConfig,
+  RetryConfig,
+  SupervisorConfig,
+  WorkerConfig,
+} from './types.js';
 
 /** Every default in one place; the JSON Schema in config/ states the same values. */
 export const DEFAULTS = {
@@ -41,6 +47,7 @@ export const DEFAULTS = {
     maxTasks: null,
   } satisfies SupervisorConfig,
   http: { host: '127.0.0.1', port: 9464 } satisfies HttpConfig,
+  metrics: { enabled: true, stuckAfterSeconds: 300 } satisfies MetricsConfig,
 } as const;
 
 /** The SQS service refuses more than 10 messages per ReceiveMessage call. */

@@ -18,7 +18,9 @@ export interface LoadOptions {
 }
 
 /** Used when no file exists at the default path: one queue, on the postgres broker. */
-const BUILT_IN = { queues: [{ name: 'default', broker: { type: 'postgres' }, weight: 1 }] };
+export const BUILT_IN_CONFIG = {
+  queues: [{ name: 'default', broker: { type: 'postgres' }, weight: 1 }],
+};
 
 /** Where taskq keeps runtime state: TASKQ_HOME, else `.taskq` in the working directory. */
 export function stateDirectory(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
@@ -72,7 +74,8 @@ export function loadConfig(options: LoadOptions = {}): TaskqConfig {
   const cwd = options.cwd ?? process.cwd();
   const { file, explicit } = configFilePath(options);
 
-  const fromFile = explicit || existsSync(file) ? readConfigFile(file) : structuredClone(BUILT_IN);
+  const fromFile =
+    explicit || existsSync(file) ? readConfigFile(file) : structuredClone(BUILT_IN_CONFIG);
   const merged = deepMerge(deepMerge(fromFile, fromEnvironment(env, cwd)), options.overrides ?? {});
   return validateConfig(merged, {
     source: existsSync(file) ? path.relative(cwd, file) || file : 'built-in configuration',

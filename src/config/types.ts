@@ -86,6 +86,13 @@ export interface SupervisorConfig {
   maxTasks: number | null;
 }
 
+export interface MetricsConfig {
+  /** Serve GET /metrics and count tasks in every worker; false turns both off. */
+  enabled: boolean;
+  /** A task running longer than this counts in taskq_stuck_tasks. */
+  stuckAfterSeconds: number;
+}
+
 export interface HttpConfig {
   /** 127.0.0.1 unless set otherwise. */
   host: string;
@@ -109,4 +116,5 @@ export interface TaskqConfig {
   retry: RetryConfig;
   supervisor: SupervisorConfig;
   http: HttpConfig;
+  metrics: MetricsConfig;
 }

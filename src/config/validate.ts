@@ -32,6 +32,7 @@ const ROOT_KEYS = [
   'retry',
   'supervisor',
   'http',
+  'metrics',
 ];
 
 /**
@@ -58,6 +59,7 @@ export function validateConfig(raw: unknown, context: ValidateContext): TaskqCon
   const retry = checkRetry(check, root.retry);
   const supervisor = checkSupervisor(check, root.supervisor);
   const http = checkHttp(check, root.http);
+  const metrics = checkMetrics(check, root.metrics);
 
   if (check.problems.length > 0) throw new ConfigError(context.source, check.problems);
   return {
@@ -73,6 +75,7 @@ export function validateConfig(raw: unknown, context: ValidateContext): TaskqCon
     retry,
     supervisor,
     http,
+    metrics,
   };
 }
 
@@ -422,5 +425,19 @@ function checkHttp(check: Checker, value: unknown): TaskqConfig['http'] {
       max: 65535,
       integer: true,
     }),
+  };
+}
+
+function checkMetrics(check: Checker, value: unknown): TaskqConfig['metrics'] {
+  const v = check.section('metrics', value, ['enabled', 'stuckAfterSeconds']);
+  const d = DEFAULTS.metrics;
+  return {
+    enabled: check.boolean('metrics.enabled', v.enabled, d.enabled),
+    stuckAfterSeconds: check.number(
+      'metrics.stuckAfterSeconds',
+      v.stuckAfterSeconds,
+      d.stuckAfterSeconds,
+      { min: 1, max: 604800 },
+    ),
   };
 }

@@ -42,6 +42,8 @@ interface ActiveTask {
   broker: Broker;
   abort: AbortController;
   startedAt: number;
+  /** How long the handler ran, once it has returned. */
+  runSeconds: number | null;
   leasedAt: number;
   /** Given back to the broker; a late outcome must not touch the message any more. */
   released: boolean;
@@ -90,7 +92,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly logger: Logger;
   private selector: QueueSelector;
   private weights: ReadonlyMap<string, number>;
-  private readonly work = new WorkMeter();
   private readonly taskLeaseSeconds: number;
   private readonly active = new Map<string, ActiveTask>();
   private readonly idleUntil = new Map<string, number>();
@@ -332,7 +333,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return [];
     }
     this.idleStreak.delete(queue);
-    this.selector.charge(queue, messages.length * this.work.estimate(queue));
+    this.selector.charge(queue, messages.length);
 
     if (this.paused || this.stopRequested) {
       await broker.release(messages, 0);
@@ -446,6 +447,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       broker,
       abort: new AbortController(),
       startedAt: Date.now(),
+      runSeconds: null,
       leasedAt: Date.now(),
       released: false,
     };
@@ -466,6 +468,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private async execute(task: ActiveTask, start: StartResult): Promise<void> {
     const handler = this.runtime.handlers.get(task.message.name);
     let outcome: Outcome;
+    const started = performance.now();
     try {
       outcome = await runAttempt(
         this.attemptDeps,
@@ -483,6 +486,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         report: errorReport(error, 'The worker failed to run the task'),
       };
     }
+    task.runSeconds = (performance.now() - started) / 1000;
     if (task.released) return this.forget(task, 'released');
     if (task.abort.signal.reason instanceof ShutdownAbort) {
       // Aborted because the worker stops: the task did not fail, it runs again elsewhere.
@@ -529,9 +533,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.active.delete(task.message.id);
     this.finished += 1;
     const queue = task.received.queue;
-    const estimate = this.work.estimate(queue);
-    const durationSeconds = (Date.now() - task.startedAt) / 1000;
-    this.selector.charge(queue, this.work.record(queue, durationSeconds) - estimate);
+    const durationSeconds = task.runSeconds ?? (Date.now() - task.startedAt) / 1000;
     this.emit('task-ended', {
       id: task.message.id,
       name: task.message.name,
@@ -654,23 +656,3 @@ function configuredWeights(runtime: Runtime): Map<string, number> {
 
 export { ShutdownAbort };
 
-/**
- * What a task of each queue costs, in seconds of a slot: a moving average of run times plus a
- * fixed overhead, so that tasks that take no time still count. The selector charges queues by
- * this cost, so weights share running time, not merely the number of tasks.
- */
-class WorkMeter {
-  private static readonly OVERHEAD_SECONDS = 0.001;
-  private readonly average = new Map<string, number>();
-
-  estimate(queue: string): number {
-    return (this.average.get(queue) ?? 0) + WorkMeter.OVERHEAD_SECONDS;
-  }
-
-  /** Records a run time and returns the cost of that task. */
-  record(queue: string, seconds: number): number {
-    const previous = this.average.get(queue);
-    this.average.set(queue, previous === undefined ? seconds : previous * 0.9 + seconds * 0.1);
-    return seconds + WorkMeter.OVERHEAD_SECONDS;
-  }
-}
