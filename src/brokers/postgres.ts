@@ -4,6 +4,7 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 
 import type { PostgresBrokerOptions } from '../config/types.js';
+import { TaskqError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Broker, OutgoingMessage, QueueCounts, ReceivedMessage } from './broker.js';
 
@@ -184,10 +185,11 @@ export class PostgresBroker implements Broker {
       expireInSeconds: this.leaseSeconds,
     }));
     const target = db ?? this.backend.pool;
-    await this.backend.boss.insert(
-      jobs as unknown as PgBoss.JobInsert[],
-      { db: asDb(target) } as PgBoss.InsertOptions,
-    );
+    await this.backend.boss
+      .insert(jobs as unknown as PgBoss.JobInsert[], { db: asDb(target) } as PgBoss.InsertOptions)
+      .catch((error: unknown) => {
+        throw this.explain(error);
+      });
     await target.query('SELECT pg_notify($1, $2)', [WORK_CHANNEL, this.queue]);
   }
 
@@ -259,6 +261,17 @@ export class PostgresBroker implements Broker {
 
   onWork(listener: () => void): () => void {
     return this.backend.onWork(this.queue, listener);
+  }
+
+  /** A queue that `taskq init` never created shows up as a missing table or queue. */
+  private explain(error: unknown): unknown {
+    const code = (error as { code?: string }).code;
+    if (code !== '42P01' && code !== '3F000' && code !== '23503') return error;
+    return new TaskqError(
+      'QUEUE_NOT_INITIALIZED',
+      `Queue "${this.queue}" does not exist in PostgreSQL yet; run \`taskq init\` (or start the supervisor) first`,
+      { cause: error },
+    );
   }
 
   async close(): Promise<void> {}

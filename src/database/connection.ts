@@ -1,6 +1,7 @@
 import pg from 'pg';
 
 import type { DatabaseConfig } from '../config/types.js';
+import { TaskqError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { redactUrl } from '../log/logger.js';
 import { acquireEmbeddedServer } from './embedded.js';
@@ -32,6 +33,19 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger): Prom
     application_name: 'taskq',
   });
   pool.on('error', (error) => logger.warn({ err: error }, 'an idle database connection failed'));
+  try {
+    await pool.query('SELECT 1');
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    await lease?.release();
+    const where = config.url ? 'database.url (or TASKQ_DATABASE_URL)' : 'the embedded server';
+    throw new TaskqError(
+      'DATABASE_UNREACHABLE',
+      `Cannot connect to PostgreSQL at ${redactUrl(url)}: ${(error as Error).message}. Check ${where}; ` +
+        'with neither database.url nor TASKQ_DATABASE_URL set, taskq runs an embedded server.',
+      { cause: error },
+    );
+  }
   logger.debug({ url: redactUrl(url) }, 'database pool opened');
 
   let closing: Promise<void> | undefined;

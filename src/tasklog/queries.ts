@@ -1,6 +1,7 @@
 import type pg from 'pg';
 
 import { TaskNotFoundError, TransitionRefusedError } from '../errors.js';
+import { isUuid } from '../tasks/message.js';
 import type { Report } from '../tasks/report.js';
 import { publicStatus, statusLabel, type PublicStatus, type TaskStatus } from './statuses.js';
 
@@ -115,6 +116,7 @@ export class TaskLogQueries {
   ) {}
 
   async get(id: string): Promise<TaskRecord> {
+    if (!isUuid(id)) throw new TaskNotFoundError(id);
     const { rows } = await this.pool.query<TaskRow>(
       `SELECT ${COLUMNS} FROM ${this.schema}.tasks WHERE id = $1`,
       [id],
@@ -124,6 +126,7 @@ export class TaskLogQueries {
   }
 
   async events(id: string): Promise<TaskEvent[]> {
+    if (!isUuid(id)) throw new TaskNotFoundError(id);
     const { rows } = await this.pool.query<{
       id: string;
       at: Date;
@@ -227,6 +230,7 @@ export class TaskLogQueries {
     kind: string,
     refusal: (task: TaskRecord) => string,
   ): Promise<TaskRecord> {
+    if (!isUuid(id)) throw new TaskNotFoundError(id);
     const s = this.schema;
     const { rows } = await this.pool.query<{ id: string }>(
       `WITH target AS (SELECT id, status FROM ${s}.tasks WHERE id = $1 FOR UPDATE),

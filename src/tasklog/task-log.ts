@@ -266,13 +266,19 @@ export class TaskLog {
   }
 
   /** Renews the lease of the tasks a live worker runs. */
-  async heartbeat(ids: string[], worker: string, leaseSeconds: number): Promise<void> {
-    if (ids.length === 0) return;
-    await this.pool.query(
+  /**
+   * Renews the lease of the tasks a live worker runs; returns the ids still running there, so
+   * that the worker can abort the others (cancelled, or released by an operator, meanwhile).
+   */
+  async heartbeat(ids: string[], worker: string, leaseSeconds: number): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const { rows } = await this.pool.query<{ id: string }>(
       `UPDATE ${this.schema}.tasks SET lease_expires_at = now() + $3 * interval '1 second'
-       WHERE id = ANY($1::uuid[]) AND status = 'running' AND worker = $2`,
+       WHERE id = ANY($1::uuid[]) AND status = 'running' AND worker = $2
+       RETURNING id`,
       [ids, worker, leaseSeconds],
     );
+    return new Set(rows.map((row) => row.id));
   }
 
   async progress(id: string, fraction: number, message: string | null): Promise<void> {

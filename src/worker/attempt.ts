@@ -18,6 +18,13 @@ export class ShutdownAbort extends TaskqError {
   }
 }
 
+/** Raised into a handler's AbortSignal when its task was cancelled while it ran. */
+export class CancelAbort extends TaskqError {
+  constructor() {
+    super('CANCELLED', 'The task was cancelled while it ran');
+  }
+}
+
 /** Progress is written at most this often per task; the latest value wins. */
 const PROGRESS_INTERVAL_MS = 250;
 

@@ -9,7 +9,7 @@ import type { Runtime } from '../runtime.js';
 import { decodeMessage, type TaskMessage } from '../tasks/message.js';
 import { errorReport, report, type Report } from '../tasks/report.js';
 import type { Outcome, StartResult } from '../tasklog/task-log.js';
-import { runAttempt, ShutdownAbort, type AttemptDeps } from './attempt.js';
+import { CancelAbort, runAttempt, ShutdownAbort, type AttemptDeps } from './attempt.js';
 import { Batcher } from './batcher.js';
 import { inlineExecutor, type Executor } from './executor.js';
 
@@ -373,6 +373,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     if (valid.length === 0) return;
 
+    if (this.paused || this.stopRequested) {
+      // Paused while the messages were on their way: they go back untouched.
+      await broker.release(
+        valid.map((entry) => entry.received),
+        0,
+      );
+      return;
+    }
     const ids = valid.map((entry) => entry.message.id);
     let results = await this.runtime.taskLog.start(ids, this.id, this.taskLeaseSeconds);
     const orphans = valid
@@ -633,11 +641,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const tasks = [...this.active.values()].filter((task) => !task.released);
     if (tasks.length === 0) return;
     try {
-      await this.runtime.taskLog.heartbeat(
+      const renewed = await this.runtime.taskLog.heartbeat(
         tasks.map((task) => task.message.id),
         this.id,
         this.taskLeaseSeconds,
       );
+      for (const task of tasks) {
+        if (renewed.has(task.message.id) || task.runSeconds !== null || task.abort.signal.aborted)
+          continue;
+        // Cancelled (or given to another worker) while it ran: the handler is told to stop.
+        this.logger.info(
+          { taskId: task.message.id },
+          'task no longer running in the task log; aborting it',
+        );
+        task.abort.abort(new CancelAbort());
+      }
       const now = Date.now();
       for (const task of tasks) {
         if (now - task.leasedAt < (task.broker.leaseSeconds * 1000) / 2) continue;
@@ -655,4 +673,3 @@ function configuredWeights(runtime: Runtime): Map<string, number> {
 }
 
 export { ShutdownAbort };
-

@@ -34,7 +34,7 @@ const WORKER_CONFIG = {
 };
 
 /** The foundation's figures: throughput, enqueue rates, latency and idle cost, each next to pg-boss. */
-export async function benchFoundation(): Promise<BenchResult[]> {
+export async function benchFoundation(figures: Map<string, number>): Promise<BenchResult[]> {
   const database = await createTestDatabase();
   const home = await fs.mkdtemp(path.join(os.tmpdir(), 'taskq-bench-'));
   const configFile = path.join(home, 'taskq.json');
@@ -66,7 +66,9 @@ export async function benchFoundation(): Promise<BenchResult[]> {
       );
       results.push(result);
     };
-    add(await taskqThroughput(runtime, client, env, bossThroughput));
+    const single = await taskqThroughput(runtime, client, env, bossThroughput);
+    figures.set('single-worker-rate', single.value);
+    add(single);
     for (const result of await enqueueRates(boss, client)) add(result);
     add(await latency(boss, runtime, client, env));
     add(await idleCpu(boss, env));

@@ -1,4 +1,5 @@
 import { benchFoundation } from './foundation.bench.js';
+import { benchSupervisor } from './supervisor.bench.js';
 import { round, type BenchResult } from './types.js';
 
 /**
@@ -6,17 +7,20 @@ import { round, type BenchResult } from './types.js';
  * same run on the same machine. `--only=NAME` runs the suites whose name contains NAME.
  * Exits 1 when a target is missed.
  */
-const SUITES: { name: string; run: () => Promise<BenchResult[]> }[] = [
+const SUITES: { name: string; run: (figures: Map<string, number>) => Promise<BenchResult[]> }[] = [
   { name: 'foundation', run: benchFoundation },
+  { name: 'supervisor', run: benchSupervisor },
 ];
 
 async function main(): Promise<number> {
   const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
   const results: BenchResult[] = [];
+  // Figures one suite measures and a later one compares with, such as the single-worker rate.
+  const figures = new Map<string, number>();
   for (const suite of SUITES) {
     if (only && !suite.name.includes(only)) continue;
     console.error(`running ${suite.name} ...`);
-    for (const result of await suite.run()) {
+    for (const result of await suite.run(figures)) {
       results.push(result);
       printRow(result);
     }

@@ -49,7 +49,12 @@ export async function startSupervisor(
   env: NodeJS.ProcessEnv,
 ): Promise<RunningSupervisor> {
   const child = spawn(process.execPath, [SUPERVISOR, '--http-port=0', ...args], {
-    env: { ...process.env, ...env },
+    // The address is read from an info line, so the level is at most info.
+    env: {
+      ...process.env,
+      ...env,
+      TASKQ_LOG_LEVEL: env.TASKQ_LOG_LEVEL === 'debug' ? 'debug' : 'info',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -31,7 +31,12 @@ describe('queue selection', () => {
   });
 
   test('a queue back from idle starts level with the others instead of catching up', () => {
-    const selector = new WeightSelector(new Map([['a', 1], ['b', 1]]));
+    const selector = new WeightSelector(
+      new Map([
+        ['a', 1],
+        ['b', 1],
+      ]),
+    );
     for (let n = 0; n < 100; n += 1) selector.charge(selector.next(['a'])!, 1);
     const next = Array.from({ length: 10 }, () => {
       const queue = selector.next(['a', 'b'])!;
@@ -42,13 +47,24 @@ describe('queue selection', () => {
   });
 
   test('queues of weight 0 are taken only when no weighted queue has work', () => {
-    const selector = new WeightSelector(new Map([['a', 1], ['zero', 0]]));
+    const selector = new WeightSelector(
+      new Map([
+        ['a', 1],
+        ['zero', 0],
+      ]),
+    );
     assert.equal(selector.next(['a', 'zero']), 'a');
     assert.equal(selector.next(['zero']), 'zero');
   });
 
   test('strict priority always takes the highest weight that has work', () => {
-    const selector = new StrictPrioritySelector(new Map([['a', 10], ['b', 90], ['c', 30]]));
+    const selector = new StrictPrioritySelector(
+      new Map([
+        ['a', 10],
+        ['b', 90],
+        ['c', 30],
+      ]),
+    );
     assert.equal(selector.next(['a', 'b', 'c']), 'b');
     assert.equal(selector.next(['a', 'c']), 'c');
     assert.equal(selector.next([]), undefined);
@@ -82,7 +98,9 @@ describe('shares on real queues', () => {
   async function fill(perQueue: number): Promise<void> {
     for (const queue of ['high', 'mid', 'low']) {
       for (let done = 0; done < perQueue; done += 1000) {
-        await client.enqueueMany(Array.from({ length: 1000 }, () => ({ name: 'example.noop', queue })));
+        await client.enqueueMany(
+          Array.from({ length: 1000 }, () => ({ name: 'example.noop', queue })),
+        );
       }
     }
     await runtime.db.pool.query('ANALYZE');
@@ -102,10 +120,17 @@ describe('shares on real queues', () => {
     const processed = await processedByQueue();
     const total = [...processed.values()].reduce((a, b) => a + b, 0);
     assert.ok(total >= 10_000 && total <= 10_100, `processed ${total}`);
-    for (const [queue, weight] of [['high', 90], ['mid', 30], ['low', 10]] as const) {
+    for (const [queue, weight] of [
+      ['high', 90],
+      ['mid', 30],
+      ['low', 10],
+    ] as const) {
       const share = ((processed.get(queue) ?? 0) / total) * 100;
       const target = (weight / 130) * 100;
-      assert.ok(Math.abs(share - target) <= 2, `${queue}: ${share.toFixed(2)}% for a target of ${target.toFixed(2)}%`);
+      assert.ok(
+        Math.abs(share - target) <= 2,
+        `${queue}: ${share.toFixed(2)}% for a target of ${target.toFixed(2)}%`,
+      );
     }
   });
 
@@ -113,7 +138,10 @@ describe('shares on real queues', () => {
     await runtime.db.pool.query(`TRUNCATE taskq.tasks, taskq.events`);
     await runtime.db.pool.query(`DELETE FROM pgboss.job`);
     await fill(300);
-    const strict = { ...runtime, config: { ...runtime.config, strategy: 'strict-priority' as const } };
+    const strict = {
+      ...runtime,
+      config: { ...runtime.config, strategy: 'strict-priority' as const },
+    };
     const worker = new Worker(strict, { id: 'strict', limit: 300 });
     await worker.run();
     const processed = await processedByQueue();

@@ -157,6 +157,20 @@ describe('worker', () => {
     assert.equal(runs.get(id), 1);
   });
 
+  test('a running task cancelled with force is aborted at the next heartbeat and stays cancelled', async () => {
+    const { id } = await client.enqueue('example.sleep', { ms: 60_000 });
+    const worker = new Worker(runtime, { id: 'w-cancel-running' });
+    const running = worker.run();
+    await waitFor('the task to run', async () => (await status(id)) === 'running');
+    await runtime.queries.cancel(id, { force: true, actor: 'test' });
+    await waitFor('the handler to be aborted', () => worker.activeCount === 0, { timeoutMs: 5000 });
+    assert.equal(await status(id), 'cancelled');
+    await worker.stop();
+    await running;
+    const counts = await runtime.brokers.get('default').counts();
+    assert.deepEqual(counts, { waiting: 0, inFlight: 0 }, 'the cancelled task left its queue');
+  });
+
   test('an enqueue to a synchronous memory queue runs the task and returns its report', async () => {
     const result = await client.enqueue('example.echo', { text: 'now' }, { queue: 'sync' });
     assert.equal(result.status, 'completed');
