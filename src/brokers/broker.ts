@@ -54,8 +54,8 @@ export interface Broker {
   push(messages: OutgoingMessage[], db?: pg.PoolClient): Promise<void>;
   /** Takes up to `max` visible messages, each leased for the broker's lease time. */
   receive(max: number): Promise<ReceivedMessage[]>;
-  /** Removes messages whose outcome is recorded. */
-  ack(messages: ReceivedMessage[]): Promise<void>;
+  /** Removes messages whose outcome is recorded; with `db`, inside that transaction when the broker is transactional. */
+  ack(messages: ReceivedMessage[], db?: pg.PoolClient): Promise<void>;
   /** Makes messages visible again after `delaySeconds`, to be received anew. */
   release(messages: ReceivedMessage[], delaySeconds: number): Promise<void>;
   /** Removes messages that will never succeed, keeping them where the broker keeps failures. */

@@ -207,12 +207,14 @@ export class PostgresBroker implements Broker {
     }));
   }
 
-  async ack(messages: ReceivedMessage[]): Promise<void> {
+  async ack(messages: ReceivedMessage[], db?: pg.PoolClient): Promise<void> {
     if (messages.length === 0) return;
-    await this.backend.boss.complete(
-      this.queue,
-      messages.map((message) => message.receipt),
-    );
+    const ids = messages.map((message) => message.receipt);
+    if (db)
+      await this.backend.boss.complete(this.queue, ids, {
+        db: asDb(db),
+      } as PgBoss.ConnectionOptions);
+    else await this.backend.boss.complete(this.queue, ids);
   }
 
   /** pg-boss has no call that hands an active job back, so this is one UPDATE of its job table. */

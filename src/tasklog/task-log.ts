@@ -30,6 +30,15 @@ export interface StartResult {
   availableAt: Date | null;
 }
 
+interface StartRow {
+  id: string;
+  previous: TaskStatus;
+  started: boolean;
+  attempts: number;
+  max_attempts: number;
+  available_at: Date;
+}
+
 /** How one attempt ended. `enqueued` means "retry after delaySeconds". */
 export interface Outcome {
   id: string;
@@ -128,38 +137,36 @@ export class TaskLog {
    */
   async start(ids: string[], worker: string, leaseSeconds: number): Promise<StartResult[]> {
     const s = this.schema;
-    const { rows } = await this.pool.query<{
-      id: string;
-      previous: TaskStatus;
-      started: boolean;
-      attempts: number;
-      max_attempts: number;
-      available_at: Date;
-    }>(
-      `WITH target AS (
-         SELECT id, status, attempts FROM ${s}.tasks WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
-       ), started AS (
+    // The status test is on the row being updated, so it holds against concurrent starts; the
+    // `before` snapshot only names the status the event records the task as coming from.
+    const { rows } = await this.pool.query<StartRow>(
+      `WITH started AS (
          UPDATE ${s}.tasks t
          SET status = 'running', attempts = t.attempts + 1, worker = $2, started_at = now(),
              updated_at = now(), lease_expires_at = now() + $3 * interval '1 second'
-         FROM target
-         WHERE t.id = target.id
-           AND (target.status IN ('enqueued', 'dequeued')
-                OR (target.status = 'running' AND t.lease_expires_at < now()))
-         RETURNING t.id, t.attempts, target.status AS previous
+         FROM (SELECT id, status FROM ${s}.tasks WHERE id = ANY($1::uuid[])) AS before
+         WHERE t.id = before.id
+           AND (t.status IN ('enqueued', 'dequeued') OR (t.status = 'running' AND t.lease_expires_at < now()))
+         RETURNING t.id, before.status AS previous, t.attempts, t.max_attempts, t.available_at
        ), events AS (
          INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
          SELECT id, 'started', previous, 'running', $2, jsonb_build_object('attempt', attempts)
          FROM started
        )
-       SELECT target.id, target.status AS previous, started.id IS NOT NULL AS started,
-              COALESCE(started.attempts, target.attempts) AS attempts, t.max_attempts, t.available_at
-       FROM target
-       JOIN ${s}.tasks t ON t.id = target.id
-       LEFT JOIN started ON started.id = target.id`,
+       SELECT id, previous, true AS started, attempts, max_attempts, available_at FROM started`,
       [ids, worker, leaseSeconds],
     );
     const found = new Map(rows.map((row) => [row.id, row]));
+    const missing = ids.filter((id) => !found.has(id));
+    if (missing.length > 0) {
+      // Not started: the worker needs their status to decide what to do with the messages.
+      const others = await this.pool.query<StartRow>(
+        `SELECT id, status AS previous, false AS started, attempts, max_attempts, available_at
+         FROM ${s}.tasks WHERE id = ANY($1::uuid[])`,
+        [missing],
+      );
+      for (const row of others.rows) found.set(row.id, row);
+    }
     return ids.map((id) => {
       const row = found.get(id);
       if (!row)
@@ -187,9 +194,13 @@ export class TaskLog {
    * same attempt on the same worker: a task cancelled or released meanwhile keeps its status,
    * and a late report from an aborted handler changes nothing. Returns the ids written.
    */
-  async finish(outcomes: Outcome[], worker: string): Promise<Set<string>> {
+  async finish(
+    outcomes: Outcome[],
+    worker: string,
+    db: pg.Pool | pg.PoolClient = this.pool,
+  ): Promise<Set<string>> {
     const s = this.schema;
-    const { rows } = await this.pool.query<{ id: string }>(
+    const { rows } = await db.query<{ id: string }>(
       `WITH input AS (
          SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::jsonb[], $5::float8[])
            AS i(id, attempt, status, report, delay)

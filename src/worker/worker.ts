@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 
 import type { Broker, ReceivedMessage } from '../brokers/broker.js';
+import { transaction } from '../database/connection.js';
 import type { Logger } from '../log/logger.js';
 import type { StrategyName } from '../config/types.js';
 import { createSelector, type QueueSelector } from '../queues/strategies.js';
@@ -33,6 +34,18 @@ export interface WorkerOptions {
   ) => Promise<string>;
   /** Start paused (a supervisor's fleet that is paused). */
   paused?: boolean;
+}
+
+/** An outcome on its way to the task log, with the task it ends. */
+interface Finishing {
+  outcome: Outcome;
+  task: ActiveTask;
+}
+
+interface Finished {
+  written: boolean;
+  /** Acknowledged to its broker in the same transaction. */
+  acked: boolean;
 }
 
 /** A task this worker holds, from its start in the task log to its broker's ack. */
@@ -100,7 +113,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Queues whose last receive brought a full batch. */
   private readonly backlogged = new Set<string>();
   private readonly troubled = new Set<string>();
-  private readonly finishBatcher: Batcher<Outcome, boolean>;
+  private readonly finishBatcher: Batcher<Finishing, Finished>;
   private readonly ackBatchers = new Map<Broker, Batcher<ReceivedMessage, void>>();
   private readonly attemptDeps: AttemptDeps;
   private reserved = 0;
@@ -131,7 +144,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.weights = configuredWeights(runtime);
     this.selector = createSelector(config.strategy, this.weights);
     this.taskLeaseSeconds = Math.max(3, config.worker.heartbeatSeconds * 3);
-    this.finishBatcher = new Batcher((outcomes) => this.writeOutcomes(outcomes));
+    this.finishBatcher = new Batcher((items) => this.writeOutcomes(items));
     this.attemptDeps = {
       taskLog: runtime.taskLog,
       executor: this.executor,
@@ -503,13 +516,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
     let ended: TaskEnd = 'lost';
     try {
-      const written = await this.finishBatcher.add(outcome);
+      const { written, acked } = await this.finishBatcher.add({ outcome, task });
       if (task.released) return this.forget(task, 'released');
-      if (!written || outcome.status === 'completed' || outcome.status === 'child_running')
+      if (acked) {
+        // Acknowledged in the transaction that recorded the outcome.
+      } else if (!written || outcome.status === 'completed' || outcome.status === 'child_running') {
         await this.ack(task);
-      else if (outcome.status === 'enqueued')
+      } else if (outcome.status === 'enqueued') {
         await task.broker.release([task.received], outcome.delaySeconds ?? 0);
-      else await task.broker.deadLetter([task.received], outcome.report.message);
+      } else {
+        await task.broker.deadLetter([task.received], outcome.report.message);
+      }
       // Not written: the task log holds another status, set meanwhile by an operator.
       ended = !written ? 'cancelled' : outcome.status === 'enqueued' ? 'retried' : outcome.status;
     } catch (error) {
@@ -553,9 +570,33 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.wake();
   }
 
-  private async writeOutcomes(outcomes: Outcome[]): Promise<boolean[]> {
-    const written = await this.runtime.taskLog.finish(outcomes, this.id);
-    return outcomes.map((outcome) => written.has(outcome.id));
+  /**
+   * Records a batch of outcomes. The messages of tasks that are done, on a broker that shares
+   * the task log's database, are acknowledged in the same transaction: one commit for both.
+   */
+  private async writeOutcomes(items: Finishing[]): Promise<Finished[]> {
+    const outcomes = items.map((item) => item.outcome);
+    const done = (item: Finishing, written: Set<string>) =>
+      !written.has(item.outcome.id) ||
+      item.outcome.status === 'completed' ||
+      item.outcome.status === 'child_running';
+    if (!items.some((item) => item.task.broker.transactional)) {
+      const written = await this.runtime.taskLog.finish(outcomes, this.id);
+      return items.map((item) => ({ written: written.has(item.outcome.id), acked: false }));
+    }
+    return transaction(this.runtime.db.pool, async (client) => {
+      const written = await this.runtime.taskLog.finish(outcomes, this.id, client);
+      const acks = new Map<Broker, ReceivedMessage[]>();
+      for (const item of items) {
+        if (!item.task.broker.transactional || item.task.released || !done(item, written)) continue;
+        acks.set(item.task.broker, [...(acks.get(item.task.broker) ?? []), item.task.received]);
+      }
+      for (const [broker, messages] of acks) await broker.ack(messages, client);
+      return items.map((item) => ({
+        written: written.has(item.outcome.id),
+        acked: item.task.broker.transactional && !item.task.released && done(item, written),
+      }));
+    });
   }
 
   private async rejectMessage(
