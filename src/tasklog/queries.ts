@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { TaskNotFoundError, TransitionRefusedError } from '../errors.js';
 import { isUuid } from '../tasks/message.js';
 import type { Report } from '../tasks/report.js';
+import { TaskLog } from './task-log.js';
 import { publicStatus, statusLabel, type PublicStatus, type TaskStatus } from './statuses.js';
 
 /** A task as the CLI, the API and the web page show it. */
@@ -246,8 +247,9 @@ export class TaskLogQueries {
        SELECT id FROM changed`,
       [id, to, allowed, kind, actor],
     );
-    const task = await this.get(id);
-    if (rows.length === 0) throw new TransitionRefusedError(refusal(task));
-    return task;
+    if (rows.length === 0) throw new TransitionRefusedError(refusal(await this.get(id)));
+    // A cancelled or archived child counts as ended: its parent may be done now.
+    await new TaskLog(this.pool, this.schema).resolveParents([id], actor);
+    return this.get(id);
   }
 }

@@ -1,5 +1,7 @@
 import type pg from 'pg';
 
+import { transaction } from '../database/connection.js';
+
 import type { Report } from '../tasks/report.js';
 import type { TaskMessage } from '../tasks/message.js';
 import type { TaskStatus } from './statuses.js';
@@ -231,6 +233,50 @@ export class TaskLog {
       ],
     );
     return new Set(rows.map((row) => row.id));
+  }
+
+  /**
+   * Ends the parents among `ids` (or the parents of `ids`) that wait in child_running for
+   * children that have all ended: failed if a child failed, completed otherwise. A cancelled or
+   * archived child counts as ended, so a parent never waits forever.
+   *
+   * Each parent is locked first and its children counted in a statement of their own, so that
+   * of two children ending at once, the later one to get here sees both ended.
+   */
+  async resolveParents(ids: string[], actor: string): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const s = this.schema;
+    return transaction(this.pool, async (client) => {
+      const { rows: parents } = await client.query<{ id: string }>(
+        `SELECT id FROM ${s}.tasks
+         WHERE status = 'child_running'
+           AND (id = ANY($1::uuid[]) OR id IN (SELECT parent_id FROM ${s}.tasks WHERE id = ANY($1::uuid[])))
+         ORDER BY id FOR UPDATE`,
+        [ids],
+      );
+      if (parents.length === 0) return [];
+      const { rows } = await client.query<{ id: string }>(
+        `WITH ready AS (
+           SELECT p.id, bool_or(c.status = 'failed') AS failed
+           FROM ${s}.tasks p JOIN ${s}.tasks c ON c.parent_id = p.id
+           WHERE p.id = ANY($1::uuid[])
+           GROUP BY p.id
+           HAVING bool_and(c.status IN ('completed', 'failed', 'cancelled', 'archived'))
+         ), ended AS (
+           UPDATE ${s}.tasks t
+           SET status = CASE WHEN ready.failed THEN 'failed' ELSE 'completed' END,
+               finished_at = now(), updated_at = now(), progress = 1
+           FROM ready WHERE t.id = ready.id
+           RETURNING t.id, t.status
+         ), events AS (
+           INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
+           SELECT id, 'children-ended', 'child_running', status, $2, NULL FROM ended
+         )
+         SELECT id FROM ended`,
+        [parents.map((parent) => parent.id), actor],
+      );
+      return rows.map((row) => row.id);
+    });
   }
 
   /**

@@ -56,6 +56,7 @@ export async function runAttempt(
 ): Promise<Outcome> {
   const logger = deps.logger.child({ taskId: message.id, task: message.name, attempt });
   const progress = progressWriter(deps.taskLog, message.id, logger);
+  let children = 0;
   const context: TaskContext = {
     taskId: message.id,
     attempt,
@@ -63,8 +64,11 @@ export async function runAttempt(
     signal,
     logger,
     progress: progress.update,
-    enqueueChild: (name, parameters, options = {}) =>
-      deps.enqueueChild(message.id, name, parameters, options),
+    enqueueChild: async (name, parameters, options = {}) => {
+      const id = await deps.enqueueChild(message.id, name, parameters, options);
+      children += 1;
+      return id;
+    },
     writeResultFile: (fileName, content) => writeResultFile(deps, message.id, fileName, content),
   };
 
@@ -77,7 +81,11 @@ export async function runAttempt(
     await progress.flush();
   }
 
-  if (!hasError(result)) return { id: message.id, attempt, status: 'completed', report: result };
+  if (!hasError(result)) {
+    // A parent ends when its children do; the task log completes it then.
+    const status = children > 0 ? 'child_running' : 'completed';
+    return { id: message.id, attempt, status, report: result };
+  }
   const retry = { ...deps.retryDefaults, ...handler.retry };
   if (attempt < Math.min(maxAttempts, retry.limit + 1) && !signal.aborted) {
     const delaySeconds = retryDelaySeconds(attempt, retry);

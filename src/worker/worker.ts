@@ -575,6 +575,24 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * the task log's database, are acknowledged in the same transaction: one commit for both.
    */
   private async writeOutcomes(items: Finishing[]): Promise<Finished[]> {
+    const finished = await this.recordOutcomes(items);
+    // Tasks that just ended may end their parents, and parents whose children all ended already
+    // end at once.
+    const related = items
+      .filter((item, index) => finished[index]!.written && item.outcome.status !== 'enqueued')
+      .filter(
+        (item) => item.task.message.parentId !== null || item.outcome.status === 'child_running',
+      )
+      .map((item) => item.outcome.id);
+    if (related.length > 0) {
+      await this.runtime.taskLog.resolveParents(related, this.id).catch((error) => {
+        this.logger.warn({ err: error }, 'could not end the parents of finished tasks');
+      });
+    }
+    return finished;
+  }
+
+  private async recordOutcomes(items: Finishing[]): Promise<Finished[]> {
     const outcomes = items.map((item) => item.outcome);
     const done = (item: Finishing, written: Set<string>) =>
       !written.has(item.outcome.id) ||

@@ -28,6 +28,15 @@ export const handlers = defineHandlers({
     return 'counted';
   },
 
+  /** Enqueues the children described by its parameters: each a task name and parameters. */
+  'test.parent': async (parameters, { enqueueChild }) => {
+    const children =
+      (parameters as { children?: { name: string; parameters?: unknown }[] }).children ?? [];
+    const ids: string[] = [];
+    for (const child of children) ids.push(await enqueueChild(child.name, child.parameters ?? {}));
+    return { type: 'info', message: `enqueued ${ids.length} children`, data: { children: ids } };
+  },
+
   /** Returns a report tree with a warning inside: the task still completes. */
   'test.warning': () => ({
     type: 'success',

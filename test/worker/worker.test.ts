@@ -43,6 +43,12 @@ async function runUntil(worker: Worker, done: () => Promise<boolean>): Promise<v
 
 const status = async (id: string) => (await runtime.queries.get(id)).status;
 
+const childEnqueue = (
+  name: string,
+  parameters: unknown,
+  options: { label?: string; queue?: string; parentId: string },
+) => client.enqueue(name, parameters, options).then((task) => task.id);
+
 describe('worker', () => {
   test('a task runs to completed with its report, one attempt, and its events in order', async () => {
     const { id } = await client.enqueue('example.echo', { text: 'hi' }, { label: 'Say hi' });
@@ -169,6 +175,64 @@ describe('worker', () => {
     await running;
     const counts = await runtime.brokers.get('default').counts();
     assert.deepEqual(counts, { waiting: 0, inFlight: 0 }, 'the cancelled task left its queue');
+  });
+
+  test('a parent waits in child_running until its children end, then completes', async () => {
+    const { id } = await client.enqueue('example.parent', { count: 2 });
+    const worker = new Worker(runtime, { id: 'w-parent', enqueue: childEnqueue });
+    await runUntil(worker, async () => (await status(id)) === 'completed');
+    const { rows } = await runtime.db.pool.query<{ status: string }>(
+      `SELECT status FROM taskq.tasks WHERE parent_id = $1`,
+      [id],
+    );
+    assert.deepEqual(
+      rows.map((row) => row.status),
+      ['completed', 'completed'],
+    );
+    const kinds = (await runtime.queries.events(id)).map(
+      (event) => `${event.kind}:${event.toStatus}`,
+    );
+    assert.deepEqual(kinds.slice(-2), ['finished:child_running', 'children-ended:completed']);
+  });
+
+  test('a parent fails when a child fails, and a cancelled child counts as ended', async () => {
+    const failing = await client.enqueue('test.parent', {
+      children: [
+        { name: 'example.echo' },
+        { name: 'example.fail', parameters: { message: 'child broke' } },
+      ],
+    });
+    const worker = new Worker(runtime, { id: 'w-parent-fail', enqueue: childEnqueue });
+    await runUntil(worker, async () => (await status(failing.id)) === 'failed');
+
+    // A child that waits a minute is cancelled: the parent must not wait for it.
+    const cancelling = await client.enqueue('test.parent', {
+      children: [{ name: 'example.echo' }, { name: 'example.echo' }],
+    });
+    const second = new Worker(runtime, {
+      id: 'w-parent-cancel',
+      queues: ['default'],
+      enqueue: async (name, parameters, options) => {
+        const child = await client.enqueue(name, parameters, { ...options, delaySeconds: 60 });
+        return child.id;
+      },
+    });
+    const running = second.run();
+    await waitFor(
+      'the parent to wait for its children',
+      async () => (await status(cancelling.id)) === 'child_running',
+    );
+    const { rows } = await runtime.db.pool.query<{ id: string }>(
+      `SELECT id FROM taskq.tasks WHERE parent_id = $1`,
+      [cancelling.id],
+    );
+    for (const row of rows) await runtime.queries.cancel(row.id, { force: false, actor: 'test' });
+    await waitFor(
+      'the parent to complete',
+      async () => (await status(cancelling.id)) === 'completed',
+    );
+    await second.stop();
+    await running;
   });
 
   test('an enqueue to a synchronous memory queue runs the task and returns its report', async () => {
