@@ -14,6 +14,7 @@ import { createHttpServer, listen } from './http-server.js';
 import { releaseOrphans } from './orphans.js';
 import { PidFile } from './pid-file.js';
 import { ProcessFleet } from './process-fleet.js';
+import { ThreadFleet } from './thread-fleet.js';
 import type { RestartReason } from './worker-slot.js';
 import { WeightController } from './weight-controller.js';
 
@@ -94,9 +95,12 @@ export class Supervisor {
         },
       ]);
     }
-    this.runtime = await openRuntime(config, this.logger, {
-      handlers: new HandlerRegistry(),
+    // Worker processes load the handlers; in thread isolation the supervisor's own worker does.
+    const threads = this.options.isolation === 'thread';
+    this.runtime = await openRuntime(config, this.options.logger, {
+      handlers: threads ? undefined : new HandlerRegistry(),
       initQueues: true,
+      supervise: threads,
     });
     this.fleet = this.createFleet(this.runtime);
     this.fleet.on(
@@ -135,8 +139,9 @@ export class Supervisor {
   }
 
   private createFleet(runtime: Runtime): Fleet {
-    if (this.options.isolation === 'thread')
-      throw new Error('thread isolation is created by the thread fleet');
+    if (this.options.isolation === 'thread') {
+      return new ThreadFleet({ threads: this.options.workers, queue: this.options.queue, runtime });
+    }
     return new ProcessFleet({
       workers: this.options.workers,
       entry: PROCESS_ENTRY,
