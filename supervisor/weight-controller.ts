@@ -20,12 +20,12 @@ const MIN_RUNNING_FOR_FEEDBACK = 4;
 /**
  * Turns configured weights, queue depths and running work into the weights the workers use.
  *
- * - A queue with nothing waiting gets weight 0: its share goes to the queues that have work,
- *   and it takes it back at the next tick (twice a second) once something waits in it.
- * - Among backlogged queues, the share of running tasks is compared with the share the
- *   configured weights promise, and each effective weight is nudged toward closing the gap.
- *   Workers already charge queues by running time; this corrects what local choices miss
- *   across the fleet, such as one queue's tasks running much longer than another's.
+ * Workers share tasks by weight among the queues that have work, and skip a queue as soon as a
+ * receive finds it empty, so an empty queue's share goes to the others at once. What workers
+ * cannot see alone is the fleet's running work: among backlogged queues, the share of running
+ * tasks is compared with the share the configured weights promise, and each effective weight is
+ * nudged toward closing the gap, so that a queue whose tasks run long does not take more than
+ * its share of the fleet's time.
  */
 export class WeightController {
   private effective = new Map<string, number>();
@@ -115,8 +115,10 @@ export class WeightController {
 
     for (const [index, queue] of this.queues.entries()) {
       const waiting = counts[index]?.waiting ?? 1;
+      // An empty queue keeps its weight: workers skip it while it stays empty, and take it up
+      // again the moment an enqueue announces new work, without waiting for this controller.
       if (queue.weight === 0 || waiting === 0) {
-        next.set(queue.name, 0);
+        next.set(queue.name, queue.weight);
         continue;
       }
       const previous = this.effective.get(queue.name) || queue.weight;
@@ -133,9 +135,6 @@ export class WeightController {
       );
       next.set(queue.name, bounded);
     }
-    // A fleet whose every queue is empty polls them all on their configured weights.
-    if ([...next.values()].every((weight) => weight === 0))
-      for (const queue of this.queues) next.set(queue.name, queue.weight);
     return next;
   }
 
