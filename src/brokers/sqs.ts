@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -14,6 +14,7 @@ import {
   SetQueueAttributesCommand,
   SQSClient,
   type BatchResultErrorEntry,
+  type DeleteMessageBatchRequestEntry,
   type Message,
   type SendMessageBatchRequestEntry,
 } from '@aws-sdk/client-sqs';
@@ -27,9 +28,10 @@ import type { Broker, OutgoingMessage, QueueCounts, ReceivedMessage } from './br
 const SQS_BATCH_LIMIT = 10;
 
 /**
- * The largest message SQS takes: 1 MiB since August 2025 (256 KiB before). A queue made before
- * the change keeps its old MaximumMessageSize, so `init` sets every queue to this value. The
- * same limit holds for all the entries of one batch send together.
+ * The largest message SQS takes: 1 MiB since August 2025, when the service limit rose from
+ * 256 KiB (the emulator enforces the same). A queue's own MaximumMessageSize may still be lower,
+ * as on queues made earlier, so `init` sets it to this value on every queue. The same limit
+ * holds for all the entries of one batch send together.
  */
 export const SQS_MAX_MESSAGE_BYTES = 1_048_576;
 
@@ -53,14 +55,10 @@ const REFUSED_CHARACTERS = /[\uFFFE\uFFFF]/g;
 /** Queue URLs, resolved once per process; a queue found missing is looked up afresh. */
 const queueUrls = new Map<string, Promise<string>>();
 
-/** One entry of a batch call: its id in the batch and what it carries. */
-interface Entry<T> {
-  id: string;
-  value: T;
-}
-
-interface BatchResult {
-  Failed?: BatchResultErrorEntry[];
+/** An entry of a batch call that failed for good, and why. */
+interface Failure {
+  id: string | undefined;
+  why: string;
 }
 
 /**
@@ -93,7 +91,7 @@ export class SqsBroker implements Broker {
 
   private readonly client: SQSClient;
   private readonly events = new EventEmitter();
-  private readonly deletes: EntryBatcher<string>;
+  private readonly deletes: DeleteBatcher;
   private readonly stopPolling = new AbortController();
   private wakeTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
@@ -123,7 +121,7 @@ export class SqsBroker implements Broker {
       },
     });
     this.events.setMaxListeners(0);
-    this.deletes = new EntryBatcher((receipts) => this.deleteBatch(receipts));
+    this.deletes = new DeleteBatcher((entries) => this.deleteBatch(entries));
   }
 
   /** Creates the queue (and its dead-letter queue) or brings an existing one to the configuration. */
@@ -157,12 +155,9 @@ export class SqsBroker implements Broker {
 
   async push(messages: OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    const entries = messages.map((outgoing, index) => ({
-      id: `m${index}`,
-      value: this.sendEntry(outgoing, `m${index}`),
-    }));
+    const entries = messages.map((outgoing, index) => this.sendEntry(outgoing, `m${index}`));
     const url = await this.url();
-    await Promise.all(sizedBatches(entries).map((batch) => this.sendBatch(url, batch, 'send to')));
+    await Promise.all(sizedBatches(entries).map((batch) => this.sendBatch(url, batch)));
     this.announce(Math.min(...messages.map((message) => message.delaySeconds)));
   }
 
@@ -216,12 +211,9 @@ export class SqsBroker implements Broker {
   async deadLetter(messages: ReceivedMessage[], reason: string): Promise<void> {
     if (messages.length === 0) return;
     if (this.deadLetterName) {
-      const entries = messages.map((message, index) => ({
-        id: `d${index}`,
-        value: this.deadLetterEntry(message, reason, `d${index}`),
-      }));
+      const entries = messages.map((message, i) => this.deadLetterEntry(message, reason, `d${i}`));
       const url = await this.url(this.deadLetterName);
-      for (const batch of sizedBatches(entries)) await this.sendBatch(url, batch, 'send to');
+      for (const batch of sizedBatches(entries)) await this.sendBatch(url, batch);
     } else {
       this.logger.warn(
         { count: messages.length, reason },
@@ -300,7 +292,9 @@ export class SqsBroker implements Broker {
       DelaySeconds: this.options.fifo ? undefined : Math.ceil(delaySeconds),
       // One message group per task name: tasks of one name run in order, names side by side.
       MessageGroupId: this.options.fifo ? message.name : undefined,
-      MessageDeduplicationId: this.options.fifo ? message.id : undefined,
+      // Unique per push, so that a task pushed again is not taken for a duplicate; the SDK's
+      // retries of this very call still are.
+      MessageDeduplicationId: this.options.fifo ? randomUUID() : undefined,
     };
   }
 
@@ -309,21 +303,18 @@ export class SqsBroker implements Broker {
     reason: string,
     id: string,
   ): SendMessageBatchRequestEntry {
-    const body = String(message.body);
-    const note = reason.slice(0, 1000);
-    const attributeBytes = 'taskq-reason'.length + 'String'.length + Buffer.byteLength(note);
-    const fits = Buffer.byteLength(body) + attributeBytes <= SQS_MAX_MESSAGE_BYTES;
-    return {
+    const entry: SendMessageBatchRequestEntry = {
       Id: id,
-      MessageBody: body,
-      MessageAttributes: fits
-        ? { 'taskq-reason': { DataType: 'String', StringValue: note } }
-        : undefined,
-      MessageGroupId: this.options.fifo ? taskNameOf(body) : undefined,
-      MessageDeduplicationId: this.options.fifo
-        ? createHash('sha256').update(message.receipt).digest('hex')
-        : undefined,
+      MessageBody: String(message.body),
+      MessageAttributes: {
+        'taskq-reason': { DataType: 'String', StringValue: reason.slice(0, 1000) },
+      },
+      MessageGroupId: this.options.fifo ? taskNameOf(String(message.body)) : undefined,
+      MessageDeduplicationId: this.options.fifo ? randomUUID() : undefined,
     };
+    // The reason goes along when it fits: the message itself must reach the dead-letter queue.
+    if (entrySize(entry) > SQS_MAX_MESSAGE_BYTES) entry.MessageAttributes = undefined;
+    return entry;
   }
 
   private received(message: Message): ReceivedMessage {
@@ -337,28 +328,17 @@ export class SqsBroker implements Broker {
     };
   }
 
-  private async sendBatch(
-    url: string,
-    entries: Entry<SendMessageBatchRequestEntry>[],
-    action: string,
-  ): Promise<void> {
+  private async sendBatch(url: string, entries: SendMessageBatchRequestEntry[]): Promise<void> {
     const failures = await this.runBatch(entries, (batch) =>
-      this.client.send(
-        new SendMessageBatchCommand({ QueueUrl: url, Entries: batch.map((entry) => entry.value) }),
-      ),
+      this.client.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: batch })),
     );
-    if (failures.size > 0) throw this.batchError(action, url, [...failures.values()]);
+    if (failures.length > 0) throw batchError('send messages to', url, failures);
   }
 
-  private async deleteBatch(receipts: Entry<string>[]): Promise<Map<string, string>> {
+  private async deleteBatch(entries: DeleteMessageBatchRequestEntry[]): Promise<Failure[]> {
     const url = await this.url();
-    return this.runBatch(receipts, (batch) =>
-      this.client.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: url,
-          Entries: batch.map((entry) => ({ Id: entry.id, ReceiptHandle: entry.value })),
-        }),
-      ),
+    return this.runBatch(entries, (batch) =>
+      this.client.send(new DeleteMessageBatchCommand({ QueueUrl: url, Entries: batch })),
     );
   }
 
@@ -366,59 +346,45 @@ export class SqsBroker implements Broker {
     if (messages.length === 0) return;
     const timeout = Math.min(Math.max(0, Math.ceil(seconds)), SQS_MAX_VISIBILITY_SECONDS);
     const url = await this.url();
-    const entries = messages.map((message, index) => ({ id: `v${index}`, value: message.receipt }));
-    const failures = new Map<string, string>();
+    const entries = messages.map((message, index) => ({
+      Id: `v${index}`,
+      ReceiptHandle: message.receipt,
+      VisibilityTimeout: timeout,
+    }));
+    const failures: Failure[] = [];
     for (const batch of chunks(entries, SQS_BATCH_LIMIT)) {
-      const failed = await this.runBatch(batch, (part) =>
-        this.client.send(
-          new ChangeMessageVisibilityBatchCommand({
-            QueueUrl: url,
-            Entries: part.map((entry) => ({
-              Id: entry.id,
-              ReceiptHandle: entry.value,
-              VisibilityTimeout: timeout,
-            })),
-          }),
-        ),
-      );
-      for (const [id, why] of failed) failures.set(id, why);
+      const command = (part: typeof batch) =>
+        new ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: part });
+      failures.push(...(await this.runBatch(batch, (part) => this.client.send(command(part)))));
     }
-    if (failures.size > 0)
-      throw this.batchError('change the visibility of', url, [...failures.values()]);
+    if (failures.length > 0)
+      throw batchError('change the visibility of messages in', url, failures);
   }
 
   /**
-   * Runs one batch call and sends again the entries that failed on SQS's side; returns, by entry
-   * id, why the others failed. A failure of the whole call (after the SDK's own retries) throws.
+   * Makes one batch call, and makes it again for the entries that failed on SQS's side; returns
+   * the entries that failed for good. A failure of the call itself (after the SDK's own retries
+   * of throttling and network errors) throws.
    */
-  private async runBatch<T>(
-    entries: Entry<T>[],
-    call: (batch: Entry<T>[]) => Promise<BatchResult>,
-  ): Promise<Map<string, string>> {
-    const failures = new Map<string, string>();
+  private async runBatch<E extends { Id: string | undefined }>(
+    entries: E[],
+    call: (batch: E[]) => Promise<{ Failed?: BatchResultErrorEntry[] }>,
+  ): Promise<Failure[]> {
+    const failures: Failure[] = [];
     let pending = entries;
     for (let attempt = 1; pending.length > 0; attempt += 1) {
       const result = await call(pending).catch((error: unknown) =>
         Promise.reject(this.explain(error)),
       );
-      const retry = new Set<string>();
+      const retry = new Set<string | undefined>();
       for (const failed of result.Failed ?? []) {
-        const id = failed.Id ?? '';
-        if (!failed.SenderFault && attempt < ENTRY_ATTEMPTS) retry.add(id);
-        else failures.set(id, `${failed.Code ?? 'error'}: ${failed.Message ?? 'no detail'}`);
+        if (!failed.SenderFault && attempt < ENTRY_ATTEMPTS) retry.add(failed.Id);
+        else failures.push({ id: failed.Id, why: `${failed.Code}: ${failed.Message ?? ''}` });
       }
-      pending = pending.filter((entry) => retry.has(entry.id));
+      pending = pending.filter((entry) => retry.has(entry.Id));
       if (pending.length > 0) await sleep(100 * 2 ** attempt);
     }
     return failures;
-  }
-
-  private batchError(action: string, url: string, failures: string[]): TaskqError {
-    const name = url.slice(url.lastIndexOf('/') + 1);
-    return new TaskqError(
-      'SQS_BATCH_FAILED',
-      `Could not ${action} SQS queue "${name}" for ${failures.length} message(s): ${failures[0]}`,
-    );
   }
 
   private url(name = this.sqsName): Promise<string> {
@@ -496,57 +462,58 @@ export class SqsBroker implements Broker {
 }
 
 /**
- * Gathers the requests of one turn of the event loop into batch calls of up to 10 entries. The
- * worker acknowledges its tasks one by one, but the outcomes of many tasks are written together,
- * so their deletes arrive in the same turn and leave in one DeleteMessageBatch.
+ * Gathers the deletes of one turn of the event loop into DeleteMessageBatch calls of up to 10.
+ * Whoever acknowledges messages one call at a time (the worker does, as outcomes are written)
+ * still shares calls with the others of that turn.
  */
-class EntryBatcher<T> {
-  private pending: { value: T; settle: (failure: string | null, error?: unknown) => void }[] = [];
-  private scheduled = false;
+class DeleteBatcher {
+  private pending: { receipt: string; resolve: () => void; reject: (error: unknown) => void }[] =
+    [];
   private readonly flushing = new Set<Promise<void>>();
-  private counter = 0;
+  private scheduled = false;
 
-  constructor(private readonly flush: (entries: Entry<T>[]) => Promise<Map<string, string>>) {}
+  constructor(
+    private readonly flush: (entries: DeleteMessageBatchRequestEntry[]) => Promise<Failure[]>,
+  ) {}
 
-  add(value: T): Promise<void> {
+  add(receipt: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({
-        value,
-        settle: (failure, error) => {
-          if (error !== undefined) reject(error);
-          else if (failure !== null) reject(new Error(failure));
-          else resolve();
-        },
-      });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.drain());
-      }
+      this.pending.push({ receipt, resolve, reject });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      setImmediate(() => this.send());
     });
   }
 
+  /** Resolves once every delete added so far has been answered. */
   async idle(): Promise<void> {
-    while (this.scheduled || this.flushing.size > 0) {
-      await Promise.all(this.flushing);
-      if (this.scheduled) await new Promise((resolve) => setImmediate(resolve));
-    }
+    this.send();
+    while (this.flushing.size > 0) await Promise.all(this.flushing);
   }
 
-  private drain(): void {
+  private send(): void {
     this.scheduled = false;
-    for (const batch of chunks(this.pending.splice(0), SQS_BATCH_LIMIT)) {
-      const entries = batch.map((request) => ({
-        id: `e${(this.counter += 1)}`,
-        value: request.value,
-      }));
-      const done = this.flush(entries).then(
-        (failures) =>
-          batch.forEach((request, i) => request.settle(failures.get(entries[i]!.id) ?? null)),
-        (error: unknown) => batch.forEach((request) => request.settle(null, error)),
-      );
-      this.flushing.add(done);
-      void done.finally(() => this.flushing.delete(done));
-    }
+    while (this.pending.length > 0) this.dispatch(this.pending.splice(0, SQS_BATCH_LIMIT));
+  }
+
+  private dispatch(batch: DeleteBatcher['pending']): void {
+    const entries = batch.map((request, index) => ({
+      Id: `d${index}`,
+      ReceiptHandle: request.receipt,
+    }));
+    const done = this.flush(entries).then(
+      (failures) => {
+        const failed = new Map(failures.map((failure) => [failure.id, failure.why]));
+        batch.forEach((request, index) => {
+          const why = failed.get(`d${index}`);
+          if (why === undefined) request.resolve();
+          else request.reject(new Error(why));
+        });
+      },
+      (error: unknown) => batch.forEach((request) => request.reject(error)),
+    );
+    this.flushing.add(done);
+    void done.finally(() => this.flushing.delete(done));
   }
 }
 
@@ -585,19 +552,15 @@ function chunks<T>(items: T[], size: number): T[][] {
   return result;
 }
 
-/** Batches of at most 10 entries whose bodies together stay within the SQS size limit. */
-function sizedBatches(
-  entries: Entry<SendMessageBatchRequestEntry>[],
-): Entry<SendMessageBatchRequestEntry>[][] {
-  const batches: Entry<SendMessageBatchRequestEntry>[][] = [];
-  let current: Entry<SendMessageBatchRequestEntry>[] = [];
+/** Batches of at most 10 entries whose messages together stay within the SQS size limit. */
+function sizedBatches(entries: SendMessageBatchRequestEntry[]): SendMessageBatchRequestEntry[][] {
+  const batches: SendMessageBatchRequestEntry[][] = [];
+  let current: SendMessageBatchRequestEntry[] = [];
   let bytes = 0;
   for (const entry of entries) {
-    const size = Buffer.byteLength(entry.value.MessageBody ?? '') + attributeBytes(entry.value);
-    if (
-      current.length === SQS_BATCH_LIMIT ||
-      (current.length > 0 && bytes + size > SQS_MAX_MESSAGE_BYTES)
-    ) {
+    const size = entrySize(entry);
+    const full = current.length === SQS_BATCH_LIMIT || bytes + size > SQS_MAX_MESSAGE_BYTES;
+    if (current.length > 0 && full) {
       batches.push(current);
       current = [];
       bytes = 0;
@@ -609,11 +572,21 @@ function sizedBatches(
   return batches;
 }
 
-function attributeBytes(entry: SendMessageBatchRequestEntry): number {
-  let bytes = 0;
+/** A message's size as SQS counts it: the body and every attribute's name, type and value. */
+function entrySize(entry: SendMessageBatchRequestEntry): number {
+  let bytes = Buffer.byteLength(entry.MessageBody ?? '');
   for (const [name, value] of Object.entries(entry.MessageAttributes ?? {}))
     bytes += Buffer.byteLength(name + (value.DataType ?? '') + (value.StringValue ?? ''));
   return bytes;
+}
+
+function batchError(action: string, url: string, failures: Failure[]): TaskqError {
+  const name = url.slice(url.lastIndexOf('/') + 1);
+  return new TaskqError(
+    'SQS_BATCH_FAILED',
+    `Could not ${action} SQS queue "${name}" for ${failures.length} message(s); ` +
+      `the first failed with ${failures[0]!.why}`,
+  );
 }
 
 function describe(error: unknown): string {

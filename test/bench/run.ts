@@ -1,4 +1,5 @@
 import { benchFoundation } from './foundation.bench.js';
+import { benchSqs } from './sqs.bench.js';
 import { benchSupervisor } from './supervisor.bench.js';
 import { round, type BenchResult } from './types.js';
 
@@ -10,6 +11,7 @@ import { round, type BenchResult } from './types.js';
 const SUITES: { name: string; run: (figures: Map<string, number>) => Promise<BenchResult[]> }[] = [
   { name: 'foundation', run: benchFoundation },
   { name: 'supervisor', run: benchSupervisor },
+  { name: 'sqs', run: benchSqs },
 ];
 
 async function main(): Promise<number> {

@@ -61,6 +61,10 @@ export async function startEmulator(): Promise<Emulator> {
     child.kill('SIGKILL');
     throw error;
   }
+  // A test run that ends without close() is not held open by the emulator, which then exits
+  // when its channel to this process goes.
+  child.unref();
+  child.channel?.unref();
   const endpoint = `http://127.0.0.1:${port}`;
   let closing: Promise<void> | undefined;
   return {
