@@ -67,6 +67,11 @@ export class ProcessFleet extends EventEmitter<FleetEvents> implements Fleet {
     }
   }
 
+  /** The slots, for observers that talk to each worker process, such as the metrics. */
+  get workerSlots(): readonly WorkerSlot[] {
+    return this.slots;
+  }
+
   async start(): Promise<void> {
     for (const slot of this.slots) slot.start();
     this.pingTimer = setInterval(() => this.checkHealth(), PING_INTERVAL_MS);

@@ -11,6 +11,7 @@ import { openRuntime, type Runtime } from '../src/runtime.js';
 import { HandlerRegistry } from '../src/tasks/handlers.js';
 import type { Fleet } from './fleet.js';
 import { createHttpServer, listen } from './http-server.js';
+import { SupervisorMetrics } from './metrics.js';
 import { releaseOrphans } from './orphans.js';
 import { PidFile } from './pid-file.js';
 import { ProcessFleet } from './process-fleet.js';
@@ -125,11 +126,23 @@ export class Supervisor {
       this.logger,
     );
 
+    const metrics = config.metrics.enabled
+      ? new SupervisorMetrics({
+          fleet: this.fleet,
+          controller: this.controller,
+          runtime: this.runtime,
+          config: () => this.config,
+          restarts: () => this.restarts,
+          orphansReleased: () => this.orphansReleased,
+          logger: this.logger,
+        })
+      : null;
     const httpOptions = {
       host: config.http.host,
       port: config.http.port,
       logger: this.logger,
       health: () => this.health(),
+      plugins: metrics ? [metrics.route] : [],
     };
     this.http = await createHttpServer(httpOptions);
     this.address = await listen(this.http, httpOptions);

@@ -6,6 +6,7 @@
 import { TaskqClient } from '../src/client.js';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log/logger.js';
+import { WorkerMetrics } from '../src/metrics/worker-metrics.js';
 import { openRuntime } from '../src/runtime.js';
 import { installSignalHandlers } from '../src/worker/signals.js';
 import { Worker } from '../src/worker/worker.js';
@@ -16,6 +17,14 @@ const logger = createLogger({ bindings: { worker: id } });
 
 function send(message: FromWorker): void {
   if (process.connected) process.send?.(message);
+}
+
+/** Resolves once the message is written to the channel, so that it outlives a disconnect. */
+function sendNow(message: FromWorker): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.connected || !process.send) return resolve();
+    process.send(message, undefined, undefined, () => resolve());
+  });
 }
 
 async function main(): Promise<void> {
@@ -30,6 +39,18 @@ async function main(): Promise<void> {
     enqueue: (name, parameters, options) =>
       client.enqueue(name, parameters, options).then((task) => task.id),
   });
+  // Enqueues (children) and process metrics: the supervisor asks at each scrape, and gets the
+  // last ones at exit. What the tasks do it counts from the task reports sent below.
+  const metrics = config.metrics.enabled ? new WorkerMetrics({ processMetrics: true }) : null;
+  metrics?.observe(runtime.events);
+  const sendMetrics = async (seq: number) => {
+    if (metrics)
+      await sendNow({
+        type: 'metrics',
+        seq,
+        metrics: { worker: id, metrics: await metrics.getMetricsAsJSON() },
+      });
+  };
   const shutdownSeconds = Number(
     process.env[WORKER_ENV.shutdownTimeoutSeconds] ?? config.worker.shutdownTimeoutSeconds,
   );
@@ -53,6 +74,8 @@ async function main(): Promise<void> {
       worker.setWeights(new Map(message.weights));
     } else if (message.type === 'stop') {
       void worker.stop(message.timeoutSeconds);
+    } else if (message.type === 'metrics-request') {
+      void sendMetrics(message.seq);
     }
   });
   // Without its supervisor a worker stops taking tasks: nothing would release them if it died.
@@ -76,6 +99,7 @@ async function main(): Promise<void> {
   } finally {
     removeHandlers();
     await runtime.close();
+    await sendMetrics(0);
     process.disconnect?.();
   }
 }
