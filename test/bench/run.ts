@@ -1,4 +1,5 @@
 import { benchFoundation } from './foundation.bench.js';
+import { benchMetrics } from './metrics.bench.js';
 import { benchSqs } from './sqs.bench.js';
 import { benchSupervisor } from './supervisor.bench.js';
 import { round, type BenchResult } from './types.js';
@@ -12,6 +13,7 @@ const SUITES: { name: string; run: (figures: Map<string, number>) => Promise<Ben
   { name: 'foundation', run: benchFoundation },
   { name: 'supervisor', run: benchSupervisor },
   { name: 'sqs', run: benchSqs },
+  { name: 'metrics', run: () => benchMetrics() },
 ];
 
 async function main(): Promise<number> {
