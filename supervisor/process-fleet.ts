@@ -80,18 +80,12 @@ export class ProcessFleet extends EventEmitter<FleetEvents> implements Fleet {
 
   pause(): void {
     this.paused = true;
-    for (const slot of this.slots) {
-      slot.paused = true;
-      slot.signal('SIGUSR2');
-    }
+    for (const slot of this.slots) slot.pause();
   }
 
   resume(): void {
     this.paused = false;
-    for (const slot of this.slots) {
-      slot.paused = false;
-      slot.signal('SIGCONT');
-    }
+    for (const slot of this.slots) slot.resume();
   }
 
   get isPaused(): boolean {

@@ -90,6 +90,7 @@ export class WorkerSlot extends EventEmitter<SlotEvents> {
 
   get state(): SlotState {
     if (this.slotState !== 'running') return this.slotState;
+    if (this.workerState === 'starting') return 'starting';
     return this.workerState === 'paused'
       ? 'paused'
       : this.workerState === 'stopping'
@@ -137,6 +138,17 @@ export class WorkerSlot extends EventEmitter<SlotEvents> {
     if (this.child?.connected) this.child.send(message, (error) => error && undefined);
   }
 
+  /** Pauses the worker; one still starting gets the pause when it reports its state. */
+  pause(): void {
+    this.paused = true;
+    if (this.workerState !== 'starting') this.signal('SIGUSR2');
+  }
+
+  resume(): void {
+    this.paused = false;
+    if (this.workerState !== 'starting') this.signal('SIGCONT');
+  }
+
   signal(signal: NodeJS.Signals): void {
     if (this.alive) this.child!.kill(signal);
   }
@@ -165,6 +177,10 @@ export class WorkerSlot extends EventEmitter<SlotEvents> {
     if (!isFromWorker(message)) return;
     switch (message.type) {
       case 'state':
+        // A pause or resume that came while the process was starting reaches it now.
+        if (this.workerState === 'starting' && (message.state === 'paused') !== this.paused) {
+          this.signal(this.paused ? 'SIGUSR2' : 'SIGCONT');
+        }
         this.workerState = message.state;
         break;
       case 'task-started':

@@ -12,6 +12,11 @@ import { installSignalHandlers } from '../src/worker/signals.js';
 import { Worker } from '../src/worker/worker.js';
 import { WORKER_ENV, isToWorker, type FromWorker } from '../supervisor/protocol.js';
 
+// Until the worker exists, a pause or resume must not end the process (SIGUSR2's default);
+// the supervisor sends the state it wants again once the worker reports its own.
+process.on('SIGUSR2', () => {});
+process.on('SIGCONT', () => {});
+
 const id = process.env[WORKER_ENV.id] ?? `worker:${process.pid}`;
 const logger = createLogger({ bindings: { worker: id } });
 
