@@ -45,7 +45,9 @@ export class TaskAges {
       const ages = this.query();
       this.reading = { at: Date.now(), ages };
       // A failed query is not kept: the next scrape tries again.
-      ages.catch(() => (this.reading = null));
+      ages.catch(() => {
+        if (this.reading?.ages === ages) this.reading = null;
+      });
     }
     const found = await this.reading.ages;
     return new Map(

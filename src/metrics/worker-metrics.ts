@@ -17,6 +17,10 @@ export interface WorkerMetricsOptions {
  * its handlers enqueue) and, when asked, its process metrics. A worker process sends these to
  * its supervisor, which adds them up with every other process's.
  *
+ * Enqueues are counted where they happen, so the supervisor's taskq_tasks_enqueued_total
+ * misses those of processes that do not report to it: `taskq enqueue`, and an application
+ * enqueueing through its own TaskqClient (which may serve a WorkerMetrics of its own).
+ *
  * What workers do with tasks is counted by TaskMetrics, from the reports that reach the
  * supervisor anyway; these snapshots stay small, whatever the number of task names.
  */
