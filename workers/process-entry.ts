@@ -8,7 +8,7 @@ import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log/logger.js';
 import { WorkerMetrics } from '../src/metrics/worker-metrics.js';
 import { openRuntime } from '../src/runtime.js';
-import { installSignalHandlers } from '../src/worker/signals.js';
+import { installSignalHandlers, workerSignalTarget } from '../src/worker/signals.js';
 import { Worker } from '../src/worker/worker.js';
 import { WORKER_ENV, isToWorker, type FromWorker } from '../supervisor/protocol.js';
 
@@ -90,15 +90,7 @@ async function main(): Promise<void> {
     void worker.stop(shutdownSeconds);
   });
 
-  const removeHandlers = installSignalHandlers(
-    {
-      stop: () => worker.stop(shutdownSeconds),
-      forceStop: () => worker.forceStop(),
-      pause: () => worker.pause(),
-      resume: () => worker.resume(),
-    },
-    logger,
-  );
+  const removeHandlers = installSignalHandlers(workerSignalTarget(worker, shutdownSeconds), logger);
   try {
     await worker.run();
   } finally {

@@ -45,3 +45,21 @@ export function installSignalHandlers(target: Stoppable, logger: Logger): () => 
     process.off('SIGCONT', onResume);
   };
 }
+
+/** What the signals of a worker's own process do to it: drain for `timeoutSeconds`, or force. */
+export function workerSignalTarget(
+  worker: {
+    stop(timeoutSeconds?: number): Promise<void>;
+    forceStop(): Promise<void>;
+    pause(): void;
+    resume(): void;
+  },
+  timeoutSeconds?: number,
+): Stoppable {
+  return {
+    stop: () => worker.stop(timeoutSeconds),
+    forceStop: () => worker.forceStop(),
+    pause: () => worker.pause(),
+    resume: () => worker.resume(),
+  };
+}

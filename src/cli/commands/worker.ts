@@ -5,7 +5,7 @@ import type { Argv } from 'yargs';
 import { TaskqClient } from '../../client.js';
 import { UsageError } from '../../errors.js';
 import { openRuntime } from '../../runtime.js';
-import { installSignalHandlers } from '../../worker/signals.js';
+import { installSignalHandlers, workerSignalTarget } from '../../worker/signals.js';
 import { Worker } from '../../worker/worker.js';
 import { commandConfig, commandLogger, type GlobalArgs } from '../context.js';
 
@@ -63,15 +63,7 @@ export function workerCommand(yargs: Argv<GlobalArgs>) {
         enqueue: (name, parameters, options) =>
           client.enqueue(name, parameters, options).then((task) => task.id),
       });
-      const removeHandlers = installSignalHandlers(
-        {
-          stop: () => worker.stop(),
-          forceStop: () => worker.forceStop(),
-          pause: () => worker.pause(),
-          resume: () => worker.resume(),
-        },
-        logger,
-      );
+      const removeHandlers = installSignalHandlers(workerSignalTarget(worker), logger);
       try {
         await worker.run();
       } finally {
