@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 
 import type { MemoryBrokerOptions } from '../config/types.js';
+import { WorkAnnouncer } from './announcer.js';
 import type { Broker, OutgoingMessage, QueueCounts, ReceivedMessage } from './broker.js';
 
 interface Entry {
@@ -27,8 +27,7 @@ export class MemoryBroker implements Broker {
 
   private readonly entries: Entry[] = [];
   private readonly deadLetters: { body: unknown; reason: string }[] = [];
-  private readonly events = new EventEmitter();
-  private wakeTimer: NodeJS.Timeout | undefined;
+  private readonly announcer = new WorkAnnouncer();
 
   constructor(
     readonly queue: string,
@@ -110,23 +109,15 @@ export class MemoryBroker implements Broker {
   }
 
   onWork(listener: () => void): () => void {
-    this.events.on('work', listener);
-    return () => this.events.off('work', listener);
+    return this.announcer.subscribe(listener);
   }
 
   async close(): Promise<void> {
-    clearTimeout(this.wakeTimer);
-    this.events.removeAllListeners();
+    this.announcer.close();
   }
 
   private announce(delaySeconds = 0): void {
-    if (delaySeconds <= 0) {
-      this.events.emit('work');
-      return;
-    }
-    clearTimeout(this.wakeTimer);
-    this.wakeTimer = setTimeout(() => this.events.emit('work'), delaySeconds * 1000);
-    this.wakeTimer.unref();
+    this.announcer.announce(delaySeconds);
   }
 
   private find(messages: ReceivedMessage[]): Entry[] {

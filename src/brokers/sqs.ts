@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import {
@@ -22,6 +21,7 @@ import {
 import type { SqsBrokerOptions } from '../config/types.js';
 import { TaskqError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { WorkAnnouncer } from './announcer.js';
 import type { Broker, OutgoingMessage, QueueCounts, ReceivedMessage } from './broker.js';
 
 /** SQS takes at most 10 entries in one batch call, and returns at most 10 messages a receive. */
@@ -90,10 +90,9 @@ export class SqsBroker implements Broker {
   readonly deadLetterName: string | null;
 
   private readonly client: SQSClient;
-  private readonly events = new EventEmitter();
+  private readonly announcer = new WorkAnnouncer();
   private readonly deletes: DeleteBatcher;
   private readonly stopPolling = new AbortController();
-  private wakeTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -120,7 +119,6 @@ export class SqsBroker implements Broker {
         throwOnRequestTimeout: true,
       },
     });
-    this.events.setMaxListeners(0);
     this.deletes = new DeleteBatcher((entries) => this.deleteBatch(entries));
   }
 
@@ -245,16 +243,14 @@ export class SqsBroker implements Broker {
    * and long polling finds the rest as soon as it arrives.
    */
   onWork(listener: () => void): () => void {
-    this.events.on('work', listener);
-    return () => this.events.off('work', listener);
+    return this.announcer.subscribe(listener);
   }
 
   /** Ends long polls in progress, lets pending deletes finish, and destroys the SQS client. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stopPolling.abort();
-      clearTimeout(this.wakeTimer);
-      this.events.removeAllListeners();
+      this.announcer.close();
       await this.deletes.idle();
       this.client.destroy();
     })();
@@ -450,14 +446,8 @@ export class SqsBroker implements Broker {
     return endpoint ? `endpoint ${endpoint}` : `region ${region ?? 'from the AWS configuration'}`;
   }
 
-  private announce(delaySeconds: number): void {
-    if (delaySeconds <= 0) {
-      this.events.emit('work');
-      return;
-    }
-    clearTimeout(this.wakeTimer);
-    this.wakeTimer = setTimeout(() => this.events.emit('work'), delaySeconds * 1000);
-    this.wakeTimer.unref();
+  private announce(delaySeconds = 0): void {
+    this.announcer.announce(delaySeconds);
   }
 }
 

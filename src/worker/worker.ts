@@ -730,5 +730,3 @@ export class Worker extends EventEmitter<WorkerEvents> {
 function configuredWeights(runtime: Runtime): Map<string, number> {
   return new Map(runtime.config.queues.map((queue) => [queue.name, queue.weight]));
 }
-
-export { ShutdownAbort };
