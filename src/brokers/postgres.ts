@@ -272,14 +272,17 @@ export class PostgresBroker implements Broker {
     }));
   }
 
+  /**
+   * Deletes the jobs: the task log keeps the outcome, so a completed copy in pg-boss's table
+   * would only be written to be archived later. A delete writes no new row version.
+   */
   async ack(messages: ReceivedMessage[], db?: pg.PoolClient): Promise<void> {
     if (messages.length === 0) return;
-    const ids = messages.map((message) => message.receipt);
-    if (db)
-      await this.backend.boss.complete(this.queue, ids, {
-        db: asDb(db),
-      } as PgBoss.ConnectionOptions);
-    else await this.backend.boss.complete(this.queue, ids);
+    await (db ?? this.backend.pool).query(
+      `DELETE FROM ${this.backend.schema}.job
+       WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'`,
+      [this.queue, messages.map((message) => message.receipt)],
+    );
   }
 
   /** pg-boss has no call that hands an active job back, so this is one UPDATE of its job table. */

@@ -147,28 +147,40 @@ export class TaskLog {
    */
   async start(ids: string[], worker: string, leaseSeconds: number): Promise<StartResult[]> {
     const s = this.schema;
-    // The status test is on the row being updated, so it holds against concurrent starts; the
-    // `before` snapshot only names the status the event records the task as coming from.
+    // The common case, a task waiting in its queue, in one statement that reads nothing first.
     const { rows } = await this.pool.query<StartRow>(
-      `WITH started AS (
-         UPDATE ${s}.tasks t
-         SET status = 'running', attempts = t.attempts + 1, worker = $2, started_at = now(),
-             updated_at = now(), lease_expires_at = now() + $3 * interval '1 second'
-         FROM (SELECT id, status, worker, started_at FROM ${s}.tasks WHERE id = ANY($1::uuid[])) AS before
-         WHERE t.id = before.id
-           AND (t.status IN ('enqueued', 'dequeued') OR (t.status = 'running' AND t.lease_expires_at < now()))
-         RETURNING t.id, before.status AS previous, before.worker AS previous_worker,
-                   before.started_at AS previous_start, t.attempts, t.max_attempts, t.available_at
-       ), taken_over AS (
-         INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
-         SELECT id, 'lease-expired', 'running', 'running', $2,
-                jsonb_build_object('attempt', attempts - 1, 'worker', previous_worker,
-                                   'startedAt', previous_start)
-         FROM started WHERE previous = 'running'
-       )
-       SELECT id, previous, true AS started, attempts, max_attempts, available_at FROM started`,
+      `UPDATE ${s}.tasks
+       SET status = 'running', attempts = attempts + 1, worker = $2, started_at = now(),
+           updated_at = now(), lease_expires_at = now() + $3 * interval '1 second'
+       WHERE id = ANY($1::uuid[]) AND status IN ('enqueued', 'dequeued')
+       RETURNING id, 'enqueued' AS previous, true AS started, attempts, max_attempts, available_at`,
       [ids, worker, leaseSeconds],
     );
+    if (rows.length < ids.length) {
+      const begun = new Set(rows.map((row) => row.id));
+      // A task whose holder's lease ran out is taken over; the event keeps the lost attempt.
+      const { rows: taken } = await this.pool.query<StartRow>(
+        `WITH started AS (
+           UPDATE ${s}.tasks t
+           SET attempts = t.attempts + 1, worker = $2, started_at = now(), updated_at = now(),
+               lease_expires_at = now() + $3 * interval '1 second'
+           FROM (SELECT id, worker, started_at FROM ${s}.tasks WHERE id = ANY($1::uuid[])) AS before
+           WHERE t.id = before.id AND t.status = 'running' AND t.lease_expires_at < now()
+           RETURNING t.id, before.worker AS previous_worker, before.started_at AS previous_start,
+                     t.attempts, t.max_attempts, t.available_at
+         ), events AS (
+           INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
+           SELECT id, 'lease-expired', 'running', 'running', $2,
+                  jsonb_build_object('attempt', attempts - 1, 'worker', previous_worker,
+                                     'startedAt', previous_start)
+           FROM started
+         )
+         SELECT id, 'running' AS previous, true AS started, attempts, max_attempts, available_at
+         FROM started`,
+        [ids.filter((id) => !begun.has(id)), worker, leaseSeconds],
+      );
+      rows.push(...taken);
+    }
     const found = new Map(rows.map((row) => [row.id, row]));
     const missing = ids.filter((id) => !found.has(id));
     if (missing.length > 0) {
