@@ -556,6 +556,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.finished += 1;
     const queue = task.received.queue;
     const durationSeconds = task.runSeconds ?? (Date.now() - task.startedAt) / 1000;
+    this.selector.ran(queue, durationSeconds);
     this.emit('task-ended', {
       id: task.message.id,
       name: task.message.name,
