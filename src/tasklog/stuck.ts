@@ -140,7 +140,7 @@ export async function stuckTasks(
 
 /**
  * Hands stuck tasks back to their queue in the task log: each becomes `enqueued` again (same
- * id, attempts kept) with a `restarted` event, if it is still stuck as the summary saw it. A
+ * id, attempts kept, and one more attempt allowed if its last was used up) with a `restarted` event, if it is still stuck as the summary saw it. A
  * task running under a live lease is moved only with `force`; its worker's heartbeat then finds
  * it no longer running there and aborts the handler. Returns the ids moved.
  */
@@ -162,7 +162,8 @@ export async function restartInTaskLog(
        FOR UPDATE OF t
      ), restarted AS (
        UPDATE ${schema}.tasks t
-       SET status = 'enqueued', updated_at = now(), available_at = now(), lease_expires_at = NULL
+       SET status = 'enqueued', updated_at = now(), available_at = now(), lease_expires_at = NULL,
+           max_attempts = GREATEST(t.max_attempts, t.attempts + 1)
        FROM target WHERE t.id = target.id
        RETURNING t.id, target.status AS previous, target.detail
      ), events AS (
