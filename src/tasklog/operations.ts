@@ -154,7 +154,8 @@ export class TaskOperations {
 
   /**
    * Enqueues a new task with the name, parameters, label, owner and queue of an earlier one,
-   * linked to it: the new row's `rerun_of` names the original, and both get an event.
+   * linked to it: the new row's `rerun_of` names the original, and both get an event (`rerun`
+   * on the original, `rerun-of` on the new task).
    */
   async rerun(id: string, scope: OwnerScope = {}): Promise<{ id: string; queue: string }> {
     const original = await this.runtime.queries.get(id, scope);
@@ -167,6 +168,13 @@ export class TaskOperations {
       original.name,
       rows[0]?.parameters ?? {},
       { label: original.label, owner: original.owner, queue, rerunOf: original.id },
+    );
+    // The new row's rerun_of is the link; these events show it in both tasks' histories.
+    await this.runtime.db.pool.query(
+      `INSERT INTO ${this.runtime.config.database.schema}.events (task_id, kind, actor, detail)
+       VALUES ($1::uuid, 'rerun', $3, jsonb_build_object('rerunAs', $2::text)),
+              ($2::uuid, 'rerun-of', $3, jsonb_build_object('rerunOf', $1::text))`,
+      [original.id, enqueued.id, this.actor],
     );
     return { id: enqueued.id, queue: enqueued.queue };
   }

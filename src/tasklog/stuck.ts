@@ -155,7 +155,14 @@ export async function restartInTaskLog(
     `WITH input AS (
        SELECT * FROM unnest($1::uuid[], $2::jsonb[]) AS i(id, detail)
      ), target AS (
-       SELECT t.id, t.status, input.detail FROM ${schema}.tasks t JOIN input ON input.id = t.id
+       -- A restart ends a running attempt early: its event carries the attempt's start, as
+       -- every such event does, for the task's history (TaskLogQueries.events).
+       SELECT t.id, t.status,
+              input.detail || CASE WHEN t.status = 'running'
+                                   THEN jsonb_build_object('startedAt', t.started_at,
+                                                           'worker', t.worker, 'attempt', t.attempts)
+                                   ELSE '{}'::jsonb END AS detail
+       FROM ${schema}.tasks t JOIN input ON input.id = t.id
        WHERE t.status IN ('enqueued', 'dequeued', 'running')
          AND t.updated_at < now() - $3 * interval '1 second'
          AND ($4 OR t.status <> 'running' OR t.lease_expires_at IS NULL OR t.lease_expires_at <= now())

@@ -103,10 +103,8 @@ test('a task whose worker was killed is found by stuck summary and completes aft
   const again = await box.run(['worker', '--queue=default', '--limit=1']);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(await status(box, id), 'completed');
-  const events = await box.query<{ kind: string }>(
-    'SELECT kind FROM taskq.events WHERE task_id = $1 ORDER BY id',
-    [id],
-  );
+  const task = await box.run(['log', '--get-task', id, '--json']);
+  const events = parseJson<{ events: { kind: string }[] }>(task).events;
   assert.deepEqual(
     events.map((event) => event.kind),
     ['enqueued', 'started', 'restarted', 'started', 'finished'],

@@ -151,7 +151,10 @@ test('a rerun is a new task with the same name, parameters and label, linked bot
     [{ rerunAs: rerun.id }],
   );
   const rerunEvents = await runtime.queries.events(rerun.id);
-  assert.deepEqual(rerunEvents[0]!.detail, { rerunOf: original.id });
+  assert.deepEqual(
+    rerunEvents.filter((e) => e.kind === 'rerun-of').map((e) => e.detail),
+    [{ rerunOf: original.id }],
+  );
   await runUntilDone([rerun.id]);
 });
 
