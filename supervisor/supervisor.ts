@@ -13,6 +13,7 @@ import type { Fleet } from './fleet.js';
 import { createHttpServer, listen } from './http-server.js';
 import { SupervisorMetrics } from './metrics.js';
 import { releaseOrphans } from './orphans.js';
+import { RetentionSweeper } from './retention.js';
 import { PidFile } from './pid-file.js';
 import { ProcessFleet } from './process-fleet.js';
 import { ThreadFleet } from './thread-fleet.js';
@@ -42,6 +43,7 @@ export class Supervisor {
   private fleet: Fleet | null = null;
   private controller: WeightController | null = null;
   private http: FastifyInstance | null = null;
+  private retention: RetentionSweeper | null = null;
   private pidFile: PidFile;
   private stopping: Promise<void> | null = null;
   private readonly logger: Logger;
@@ -149,6 +151,8 @@ export class Supervisor {
 
     await this.fleet.start();
     this.controller.start();
+    this.retention = new RetentionSweeper(this.runtime, this.logger);
+    this.retention.start();
   }
 
   private createFleet(runtime: Runtime): Fleet {
@@ -264,6 +268,7 @@ export class Supervisor {
   }
 
   private async closeParts(): Promise<void> {
+    await this.retention?.stop();
     await this.http?.close().catch(() => undefined);
     await this.runtime?.close();
   }
