@@ -86,9 +86,9 @@ export function checkStuckFilter(filter: StuckFilter): void {
 }
 
 /**
- * The stuck tasks of one queue, the longest-unchanged first. The query reads the `tasks_stuck`
- * index (queue, updated_at) over the stuck statuses only, so it costs the same whether the task
- * log holds a thousand finished tasks or millions.
+ * The stuck tasks of one queue, the longest-unchanged first. The query reads the `tasks_active`
+ * index (status, updated_at), which holds the tasks in progress only, so it costs the same
+ * whether the task log holds a thousand finished tasks or millions.
  */
 export async function stuckTasks(
   pool: pg.Pool,

@@ -34,9 +34,10 @@ interface SweptRow {
 
 /**
  * Archives every finished task (completed, failed, cancelled), one batch per transaction. The
- * batches walk the `tasks_finished` index in (finished_at, id) order from where the last one
- * stopped, so each reads only its own rows, and memory stays one batch whatever the table's
- * size. Tasks that finish after the sweep began are left for the next one. Rows another
+ * batches walk the creation-time index in (created_at, id) order from where the last one
+ * stopped, so each reads only its own rows (and the few tasks still in progress among them),
+ * and memory stays one batch whatever the table's size. A task finishes after it is created,
+ * so "finished before the cutoff" bounds the walk by creation time too. Tasks that finish after the sweep began are left for the next one. Rows another
  * transaction holds are skipped, never waited for.
  */
 export async function archiveAllFinished(
@@ -50,17 +51,18 @@ export async function archiveAllFinished(
   while (!options.signal?.aborted) {
     const { rows } = await pool.query<SweptRow>(
       `WITH batch AS (
-         SELECT id, status, finished_at, result_file FROM ${schema}.tasks
+         SELECT id, status, created_at, result_file FROM ${schema}.tasks
          WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at < $1
-           AND ($2::timestamptz IS NULL OR (finished_at, id) > ($2, $3::uuid))
+           AND created_at < $1
+           AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
            AND ($4::text IS NULL OR owner = $4)
-         ORDER BY finished_at, id LIMIT $5
+         ORDER BY created_at, id LIMIT $5
          FOR UPDATE SKIP LOCKED
        ), changed AS (
          UPDATE ${schema}.tasks t
          SET status = 'archived', archived_at = now(), updated_at = now(), result_file = NULL
          FROM batch WHERE t.id = batch.id
-         RETURNING t.id, batch.status AS previous, batch.finished_at AS key, batch.result_file
+         RETURNING t.id, batch.status AS previous, batch.created_at AS key, batch.result_file
        ), events AS (
          INSERT INTO ${schema}.events (task_id, kind, from_status, to_status, actor)
          SELECT id, 'archived', previous, 'archived', $6 FROM changed
@@ -87,8 +89,9 @@ export async function archiveAllFinished(
 
 /**
  * Deletes expired tasks with their events, one batch per transaction: finished tasks by the
- * time they finished, archived ones by the time they were archived. Each batch reads the front
- * of its index, which the previous batch has just emptied.
+ * time they finished (walking the creation-time index, as a task finishes after it is created),
+ * archived ones by the time they were archived. Each batch reads the front of its index, which
+ * the previous batch has just emptied.
  */
 export async function deleteExpired(
   pool: pg.Pool,
@@ -99,9 +102,15 @@ export async function deleteExpired(
     {
       before: options.finishedBefore,
       column: 'finished_at',
+      order: 'created_at',
       statuses: `('completed', 'failed', 'cancelled')`,
     },
-    { before: options.archivedBefore, column: 'archived_at', statuses: `('archived')` },
+    {
+      before: options.archivedBefore,
+      column: 'archived_at',
+      order: 'archived_at',
+      statuses: `('archived')`,
+    },
   ];
   let total = 0;
   for (const sweep of sweeps) {
@@ -110,8 +119,8 @@ export async function deleteExpired(
       const { rows } = await pool.query<SweptRow>(
         `WITH batch AS (
            SELECT id FROM ${schema}.tasks
-           WHERE status IN ${sweep.statuses} AND ${sweep.column} < $1
-           ORDER BY ${sweep.column}, id LIMIT $2
+           WHERE status IN ${sweep.statuses} AND ${sweep.column} < $1 AND ${sweep.order} < $1
+           ORDER BY ${sweep.order}, id LIMIT $2
            FOR UPDATE SKIP LOCKED
          ), deleted AS (
            DELETE FROM ${schema}.tasks t USING batch WHERE t.id = batch.id

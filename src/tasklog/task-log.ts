@@ -150,7 +150,7 @@ export class TaskLog {
    * from running when its holder's lease has run out (the holder is gone); so a message that is
    * delivered twice never runs twice at the same time. `receipts` (one per id) are the
    * brokers' handles of the messages, kept so that an operator can hand a stuck task's message
-   * back (`taskq stuck restart`).
+   * back (`taskq stuck restart`); null where the task id is the handle (postgres).
    */
   async start(
     ids: string[],
@@ -161,13 +161,15 @@ export class TaskLog {
     const s = this.schema;
     // The common case, a task waiting in its queue, in one statement that reads nothing first.
     const { rows } = await this.pool.query<StartRow>(
-      `UPDATE ${s}.tasks
-       SET status = 'running', attempts = attempts + 1, worker = $2, started_at = now(),
+      `UPDATE ${s}.tasks t
+       SET status = 'running', attempts = t.attempts + 1, worker = $2, started_at = now(),
            updated_at = now(), lease_expires_at = now() + $3 * interval '1 second',
-           receipt = ($4::text[])[array_position($1::uuid[], id)]
-       WHERE id = ANY($1::uuid[]) AND status IN ('enqueued', 'dequeued')
-       RETURNING id, 'enqueued' AS previous, true AS started, attempts, max_attempts, available_at`,
-      [ids, worker, leaseSeconds, receipts],
+           receipt = m.receipt
+       FROM unnest($1::uuid[], $4::text[]) AS m(id, receipt)
+       WHERE t.id = m.id AND t.status IN ('enqueued', 'dequeued')
+       RETURNING t.id, 'enqueued' AS previous, true AS started, t.attempts, t.max_attempts,
+                 t.available_at`,
+      [ids, worker, leaseSeconds, receipts ?? ids.map(() => null)],
     );
     if (rows.length < ids.length) {
       const begun = new Set(rows.map((row) => row.id));
@@ -177,9 +179,11 @@ export class TaskLog {
            UPDATE ${s}.tasks t
            SET attempts = t.attempts + 1, worker = $2, started_at = now(), updated_at = now(),
                lease_expires_at = now() + $3 * interval '1 second',
-               receipt = ($5::text[])[array_position($4::uuid[], t.id)]
-           FROM (SELECT id, worker, started_at FROM ${s}.tasks WHERE id = ANY($1::uuid[])) AS before
-           WHERE t.id = before.id AND t.status = 'running' AND t.lease_expires_at < now()
+               receipt = m.receipt
+           FROM (SELECT id, worker, started_at FROM ${s}.tasks WHERE id = ANY($1::uuid[])) AS before,
+                unnest($4::uuid[], $5::text[]) AS m(id, receipt)
+           WHERE t.id = before.id AND m.id = t.id AND t.status = 'running'
+             AND t.lease_expires_at < now()
            RETURNING t.id, before.worker AS previous_worker, before.started_at AS previous_start,
                      t.attempts, t.max_attempts, t.available_at
          ), events AS (
@@ -191,7 +195,13 @@ export class TaskLog {
          )
          SELECT id, 'running' AS previous, true AS started, attempts, max_attempts, available_at
          FROM started`,
-        [ids.filter((id) => !begun.has(id)), worker, leaseSeconds, ids, receipts],
+        [
+          ids.filter((id) => !begun.has(id)),
+          worker,
+          leaseSeconds,
+          ids,
+          receipts ?? ids.map(() => null),
+        ],
       );
       rows.push(...taken);
     }

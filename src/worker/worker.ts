@@ -396,7 +396,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return;
     }
     const ids = valid.map((entry) => entry.message.id);
-    const receipts = valid.map((entry) => entry.received.receipt);
+    // Where a broker's handle is not the task id, the task log keeps it for `taskq stuck`.
+    const receipts = valid.some((entry) => entry.received.receipt !== entry.message.id)
+      ? valid.map((entry) => entry.received.receipt)
+      : null;
     let results = await this.runtime.taskLog.start(ids, this.id, this.taskLeaseSeconds, receipts);
     const orphans = valid
       .filter((_, index) => results[index]!.previous === null)

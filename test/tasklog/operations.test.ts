@@ -191,6 +191,7 @@ test('retention deletes old finished and archived tasks with their events and fi
   // ids[0]: finished 31 days ago; ids[1]: 29 days ago; ids[2]: archived 8 days ago; ids[3]: 6.
   await runtime.db.pool.query(
     `UPDATE taskq.tasks SET finished_at = now() - (CASE id WHEN $1 THEN 31 ELSE 29 END) * interval '1 day',
+            created_at = now() - interval '32 days',
             archived_at = CASE id WHEN $3 THEN now() - interval '8 days' WHEN $4 THEN now() - interval '6 days' END
      WHERE id = ANY(ARRAY[$1, $2, $3, $4]::uuid[])`,
     ids,
