@@ -46,6 +46,13 @@ export interface ListOptions {
   offset: number;
   status?: TaskStatus[];
   owner?: string;
+  /** Only the children of this task. */
+  parentId?: string;
+  /**
+   * Count at most this many matching tasks: a count of a whole large log costs a scan of it,
+   * while a page needs only to know whether there are more than it can show.
+   */
+  countUpTo?: number;
 }
 
 export interface TaskStats {
@@ -162,15 +169,24 @@ export class TaskLogQueries {
       values.push(options.owner);
       where.push(`owner = $${values.length}`);
     }
+    if (options.parentId) {
+      if (!isUuid(options.parentId)) return { tasks: [], total: 0 };
+      values.push(options.parentId);
+      where.push(`parent_id = $${values.length}`);
+    }
     const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
     const { rows } = await this.pool.query<TaskRow>(
       `SELECT ${COLUMNS} FROM ${this.schema}.tasks ${clause}
        ORDER BY created_at DESC, id DESC LIMIT $${values.length + 1} OFFSET $${values.length + 2}`,
       [...values, options.limit, options.offset],
     );
+    const capped = options.countUpTo !== undefined;
     const count = await this.pool.query<{ total: string }>(
-      `SELECT count(*) AS total FROM ${this.schema}.tasks ${clause}`,
-      values,
+      capped
+        ? `SELECT count(*) AS total FROM (SELECT 1 FROM ${this.schema}.tasks ${clause}
+           LIMIT $${values.length + 1}) AS matching`
+        : `SELECT count(*) AS total FROM ${this.schema}.tasks ${clause}`,
+      capped ? [...values, options.countUpTo] : values,
     );
     return { tasks: rows.map(toRecord), total: Number(count.rows[0]?.total ?? 0) };
   }
