@@ -9,7 +9,7 @@ import { fleetRoutes } from './routes/fleet.js';
 import { queueRoutes } from './routes/queues.js';
 import { taoRoutes } from './routes/tao.js';
 import { taskRoutes } from './routes/tasks.js';
-import { SHARED_SCHEMAS } from './schemas.js';
+import { errorResponses, SHARED_SCHEMAS } from './schemas.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -118,6 +118,30 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions): Pr
   await fleetRoutes(app, options);
   await queueRoutes(app, options);
   await taoRoutes(app, options);
+
+  app.get(
+    '/api/v1/me',
+    {
+      config: { access: 'read' },
+      schema: {
+        summary: 'The caller: its role and owner (reader: a server without tokens, read-only)',
+        tags: ['auth'],
+        operationId: 'whoAmI',
+        response: {
+          200: {
+            type: 'object',
+            required: ['role', 'owner'],
+            properties: {
+              role: { type: 'string', enum: ['admin', 'user', 'reader'] },
+              owner: { type: ['string', 'null'] },
+            },
+          },
+          ...errorResponses(401),
+        },
+      },
+    },
+    async (request) => request.principal,
+  );
 
   let document: Record<string, unknown> | null = null;
   app.get('/api/v1/openapi.json', async (_request, reply) => {
