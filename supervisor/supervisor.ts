@@ -18,6 +18,7 @@ import type { Fleet } from './fleet.js';
 import { createHttpServer, listen } from './http-server.js';
 import { SupervisorMetrics } from './metrics.js';
 import { releaseOrphans } from './orphans.js';
+import { RetentionSweeper } from './retention.js';
 import { PidFile } from './pid-file.js';
 import { ProcessFleet } from './process-fleet.js';
 import { QueueHistory } from './queue-history.js';
@@ -52,6 +53,7 @@ export class Supervisor {
   private history: QueueHistory | null = null;
   /** Weight changes through the API, one at a time, as each rewrites the file. */
   private configWrites: Promise<unknown> = Promise.resolve();
+  private retention: RetentionSweeper | null = null;
   private pidFile: PidFile;
   private stopping: Promise<void> | null = null;
   private readonly logger: Logger;
@@ -170,6 +172,8 @@ export class Supervisor {
     await this.fleet.start();
     this.controller.start();
     this.history.start();
+    this.retention = new RetentionSweeper(this.runtime, this.logger);
+    this.retention.start();
   }
 
   private createFleet(runtime: Runtime): Fleet {
@@ -371,6 +375,7 @@ export class Supervisor {
   }
 
   private async closeParts(): Promise<void> {
+    await this.retention?.stop();
     await this.http?.close().catch(() => undefined);
     await this.runtime?.close();
   }

@@ -5,8 +5,17 @@ import PgBoss from 'pg-boss';
 
 import type { PostgresBrokerOptions } from '../config/types.js';
 import { TaskqError } from '../errors.js';
+import { transaction } from '../database/connection.js';
 import type { Logger } from '../log/logger.js';
-import type { Broker, OutgoingMessage, QueueCounts, ReceivedMessage } from './broker.js';
+import type { TaskMessage } from '../tasks/message.js';
+import type {
+  Broker,
+  MessagePresence,
+  MessageRef,
+  OutgoingMessage,
+  QueueCounts,
+  ReceivedMessage,
+} from './broker.js';
 
 /** The NOTIFY channel on which an enqueue tells workers which queue has new work. */
 export const WORK_CHANNEL = 'taskq_work';
@@ -259,6 +268,58 @@ export class PostgresBroker implements Broker {
       [this.queue],
     );
     return { waiting: Number(rows[0]?.waiting ?? 0), inFlight: Number(rows[0]?.in_flight ?? 0) };
+  }
+
+  /** A job is the task's message (the job id is the task id) while it is created, retry or active. */
+  async probe(refs: MessageRef[]): Promise<Map<string, MessagePresence>> {
+    const ids = refs.map((ref) => ref.taskId);
+    const { rows } = await this.backend.pool.query<{ id: string }>(
+      `SELECT id FROM ${this.backend.schema}.job
+       WHERE name = $1 AND id = ANY($2::uuid[]) AND state < 'completed'`,
+      [this.queue, ids],
+    );
+    const held = new Set(rows.map((row) => row.id));
+    return new Map(ids.map((id) => [id, held.has(id) ? 'present' : 'missing']));
+  }
+
+  async redeliver(refs: MessageRef[]): Promise<Set<string>> {
+    if (refs.length === 0) return new Set();
+    const { rows } = await this.backend.pool.query<{ id: string }>(
+      `UPDATE ${this.backend.schema}.job
+       SET state = CASE WHEN state = 'active' THEN 'retry'::${this.backend.schema}.job_state ELSE state END,
+           start_after = now()
+       WHERE name = $1 AND id = ANY($2::uuid[]) AND state < 'completed'
+       RETURNING id`,
+      [this.queue, refs.map((ref) => ref.taskId)],
+    );
+    if (rows.length > 0)
+      await this.backend.pool.query('SELECT pg_notify($1, $2)', [WORK_CHANNEL, this.queue]);
+    return new Set(rows.map((row) => row.id));
+  }
+
+  /**
+   * The job of an orphan may still sit in pg-boss's tables in a final state (completed or
+   * failed, or in its archive), where it would keep the new job of the same id out: it goes
+   * first, in the transaction that inserts the new one.
+   */
+  async requeue(messages: TaskMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const ids = messages.map((message) => message.id);
+    const s = this.backend.schema;
+    await transaction(this.backend.pool, async (client) => {
+      await client.query(
+        `DELETE FROM ${s}.job WHERE name = $1 AND id = ANY($2::uuid[]) AND state >= 'completed'`,
+        [this.queue, ids],
+      );
+      await client.query(`DELETE FROM ${s}.archive WHERE name = $1 AND id = ANY($2::uuid[])`, [
+        this.queue,
+        ids,
+      ]);
+      await this.push(
+        messages.map((message) => ({ message, delaySeconds: 0 })),
+        client,
+      );
+    });
   }
 
   onWork(listener: () => void): () => void {

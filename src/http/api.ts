@@ -2,12 +2,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 import type { Logger } from '../log/logger.js';
 import type { Runtime } from '../runtime.js';
+import { loadHandlers } from '../tasks/handlers.js';
 import { authorize, type Access, type Principal, type TokenSet } from './auth.js';
 import { installErrorHandling } from './errors.js';
 import { openApiDocument, RouteCatalog } from './openapi.js';
 import { fleetRoutes } from './routes/fleet.js';
 import { queueRoutes } from './routes/queues.js';
 import { taoRoutes } from './routes/tao.js';
+import { stuckRoutes } from './routes/stuck.js';
 import { taskRoutes } from './routes/tasks.js';
 import { errorResponses, SHARED_SCHEMAS } from './schemas.js';
 
@@ -86,6 +88,27 @@ export interface ApiOptions {
   logger: Logger;
 }
 
+/** What the route modules get: the options, and the runtime with the handlers loaded. */
+export interface RouteContext extends ApiOptions {
+  /**
+   * The runtime with the handlers module loaded, for enqueues and reruns: the dispatcher needs
+   * a handler's queue choice, category, retry limit and parameter check, as `taskq enqueue`
+   * does. A supervisor of worker processes runs no handler itself, so the module is loaded on
+   * the first enqueue through the API.
+   */
+  withHandlers(): Promise<Runtime>;
+}
+
+function handlersLoader(runtime: Runtime): () => Promise<Runtime> {
+  let loaded: Promise<Runtime> | null = null;
+  return () => {
+    if (runtime.handlers.names().length > 0) return Promise.resolve(runtime);
+    loaded ??= loadHandlers(runtime.config.handlers).then((handlers) => ({ ...runtime, handlers }));
+    loaded.catch(() => (loaded = null));
+    return loaded;
+  };
+}
+
 /** Who did it, in the task log's events. */
 export function actorOf(request: FastifyRequest): string {
   return request.principal.owner ?? 'api';
@@ -114,10 +137,12 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions): Pr
     if (request.method === 'POST' && request.body === undefined) request.body = {};
   });
 
-  await taskRoutes(app, options);
-  await fleetRoutes(app, options);
-  await queueRoutes(app, options);
-  await taoRoutes(app, options);
+  const context: RouteContext = { ...options, withHandlers: handlersLoader(options.runtime) };
+  await taskRoutes(app, context);
+  await fleetRoutes(app, context);
+  await queueRoutes(app, context);
+  await stuckRoutes(app, context);
+  await taoRoutes(app, context);
 
   app.get(
     '/api/v1/me',

@@ -5,6 +5,7 @@ import {
   TaskqError,
   TransitionRefusedError,
   UnknownTaskError,
+  UsageError,
 } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 
@@ -47,6 +48,11 @@ export function toApiError(error: unknown): ApiError {
       error.message.replace('with --force', 'with "force": true'),
       forcible ? { hint: 'repeat the request with {"force": true}', force: true } : {},
     );
+  }
+  // The task log's checks of a filter name the field first: "limit must be ...".
+  if (error instanceof UsageError) {
+    const field = /^([A-Za-z]+) /.exec(error.message)?.[1] ?? 'request';
+    return new ApiError(400, 'BAD_REQUEST', error.message, { field });
   }
   if (error instanceof UnknownTaskError)
     return new ApiError(400, error.code, error.message, { field: 'name' });

@@ -47,10 +47,12 @@ export const TASK: Schema = {
     'maxAttempts',
     'worker',
     'resultFile',
+    'rerunOf',
     'createdAt',
     'updatedAt',
     'startedAt',
     'finishedAt',
+    'archivedAt',
   ],
   properties: {
     id: { type: 'string', format: 'uuid' },
@@ -79,10 +81,12 @@ export const TASK: Schema = {
         { type: 'null' },
       ],
     },
+    rerunOf: nullable('string', { description: 'The task this one runs again.' }),
     createdAt: dateTime,
     updatedAt: dateTime,
     startedAt: nullable('string', { format: 'date-time' }),
     finishedAt: nullable('string', { format: 'date-time' }),
+    archivedAt: nullable('string', { format: 'date-time' }),
   },
 };
 
@@ -105,13 +109,13 @@ export const TASK_EVENT: Schema = {
 export const TASK_PAGE: Schema = {
   $id: 'TaskPage',
   type: 'object',
-  required: ['tasks', 'total', 'totalCapped', 'limit', 'offset'],
+  required: ['tasks', 'total', 'totalExact', 'limit', 'offset'],
   properties: {
     tasks: { type: 'array', items: { $ref: 'Task#' } },
-    total: { type: 'integer', description: 'Matching tasks, counted up to totalCapped.' },
-    totalCapped: {
+    total: { type: 'integer', description: 'Matching tasks, counted up to 10,000.' },
+    totalExact: {
       type: 'boolean',
-      description: 'True when there are more matching tasks than total says.',
+      description: 'False when the count stopped: there are at least total matching tasks.',
     },
     limit: { type: 'integer' },
     offset: { type: 'integer' },

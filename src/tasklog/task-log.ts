@@ -18,6 +18,8 @@ export interface NewTaskRow {
   parentId: string | null;
   maxAttempts: number;
   delaySeconds: number;
+  /** The task this one runs again (`taskq log --rerun`); null for a task of its own. */
+  rerunOf?: string | null;
 }
 
 /** What `start` found for one task id. */
@@ -61,24 +63,33 @@ export class TaskLog {
     readonly schema: string,
   ) {}
 
-  /** Inserts tasks with their `enqueued` events; `db` is the enqueue transaction. */
+  /**
+   * Inserts tasks with their `enqueued` events; `db` is the enqueue transaction. A rerun also
+   * gets a `rerun` event on the task it runs again, naming the new task.
+   */
   async insert(db: pg.Pool | pg.PoolClient, rows: NewTaskRow[], actor: string): Promise<void> {
     const s = this.schema;
     await db.query(
       `WITH input AS (
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
-                              $7::text[], $8::uuid[], $9::int[], $10::float8[])
-           AS i(id, name, queue, parameters, label, owner, category, parent_id, max_attempts, delay)
+                              $7::text[], $8::uuid[], $9::int[], $10::float8[], $12::uuid[])
+           AS i(id, name, queue, parameters, label, owner, category, parent_id, max_attempts, delay,
+                rerun_of)
        ), inserted AS (
          INSERT INTO ${s}.tasks (id, name, queue, parameters, label, owner, category, parent_id,
-                                 status, max_attempts, available_at)
+                                 status, max_attempts, available_at, rerun_of)
          SELECT id, name, queue, parameters, label, owner, category, parent_id, 'enqueued',
-                max_attempts, now() + delay * interval '1 second'
+                max_attempts, now() + delay * interval '1 second', rerun_of
          FROM input
-         RETURNING id
+         RETURNING id, rerun_of
        )
-       INSERT INTO ${s}.events (task_id, kind, to_status, actor)
-       SELECT id, 'enqueued', 'enqueued', $11 FROM inserted`,
+       INSERT INTO ${s}.events (task_id, kind, to_status, actor, detail)
+       SELECT id, 'enqueued', 'enqueued', $11,
+              CASE WHEN rerun_of IS NOT NULL THEN jsonb_build_object('rerunOf', rerun_of) END
+       FROM inserted
+       UNION ALL
+       SELECT rerun_of, 'rerun', NULL, $11, jsonb_build_object('rerunAs', id)
+       FROM inserted WHERE rerun_of IS NOT NULL`,
       [
         rows.map((r) => r.id),
         rows.map((r) => r.name),
@@ -91,6 +102,7 @@ export class TaskLog {
         rows.map((r) => r.maxAttempts),
         rows.map((r) => r.delaySeconds),
         actor,
+        rows.map((r) => r.rerunOf ?? null),
       ],
     );
   }
@@ -135,9 +147,16 @@ export class TaskLog {
   /**
    * Moves tasks to `running` for one attempt. A task starts only from enqueued or dequeued, or
    * from running when its holder's lease has run out (the holder is gone); so a message that is
-   * delivered twice never runs twice at the same time.
+   * delivered twice never runs twice at the same time. `receipts` (one per id) are the
+   * brokers' handles of the messages, kept so that an operator can hand a stuck task's message
+   * back (`taskq stuck restart`).
    */
-  async start(ids: string[], worker: string, leaseSeconds: number): Promise<StartResult[]> {
+  async start(
+    ids: string[],
+    worker: string,
+    leaseSeconds: number,
+    receipts: string[] | null = null,
+  ): Promise<StartResult[]> {
     const s = this.schema;
     // The status test is on the row being updated, so it holds against concurrent starts; the
     // `before` snapshot only names the status the event records the task as coming from.
@@ -145,7 +164,8 @@ export class TaskLog {
       `WITH started AS (
          UPDATE ${s}.tasks t
          SET status = 'running', attempts = t.attempts + 1, worker = $2, started_at = now(),
-             updated_at = now(), lease_expires_at = now() + $3 * interval '1 second'
+             updated_at = now(), lease_expires_at = now() + $3 * interval '1 second',
+             receipt = ($4::text[])[array_position($1::uuid[], t.id)]
          FROM (SELECT id, status FROM ${s}.tasks WHERE id = ANY($1::uuid[])) AS before
          WHERE t.id = before.id
            AND (t.status IN ('enqueued', 'dequeued') OR (t.status = 'running' AND t.lease_expires_at < now()))
@@ -156,7 +176,7 @@ export class TaskLog {
          FROM started
        )
        SELECT id, previous, true AS started, attempts, max_attempts, available_at FROM started`,
-      [ids, worker, leaseSeconds],
+      [ids, worker, leaseSeconds, receipts],
     );
     const found = new Map(rows.map((row) => [row.id, row]));
     const missing = ids.filter((id) => !found.has(id));
@@ -322,7 +342,6 @@ export class TaskLog {
     );
   }
 
-  /** Renews the lease of the tasks a live worker runs. */
   /**
    * Renews the lease of the tasks a live worker runs; returns the ids still running there, so
    * that the worker can abort the others (cancelled, or released by an operator, meanwhile).
@@ -334,6 +353,19 @@ export class TaskLog {
        WHERE id = ANY($1::uuid[]) AND status = 'running' AND worker = $2
        RETURNING id`,
       [ids, worker, leaseSeconds],
+    );
+    return new Set(rows.map((row) => row.id));
+  }
+
+  /**
+   * Of tasks whose outcome was not written, the ones an operator handed back to their queue
+   * (`taskq stuck restart --force`) while they ran: their messages must be released, not acked.
+   */
+  async requeued(ids: string[], db: pg.Pool | pg.PoolClient = this.pool): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const { rows } = await db.query<{ id: string }>(
+      `SELECT id FROM ${this.schema}.tasks WHERE id = ANY($1::uuid[]) AND status = 'enqueued'`,
+      [ids],
     );
     return new Set(rows.map((row) => row.id));
   }

@@ -8,10 +8,8 @@ const POLL_MS = 2000;
 const $ = (selector) => document.querySelector(selector);
 
 const state = {
-  filters: { status: '', owner: '', limit: 50 },
+  filters: { status: '', label: '', task: '', queue: '', owner: '', sort: 'created', limit: 50 },
   offset: 0,
-  total: 0,
-  totalCapped: false,
   openTask: null,
   timer: null,
   writable: false,
@@ -184,6 +182,11 @@ function taskActions(task) {
       ),
     );
   }
+  if (task.publicStatus !== 'created' && task.publicStatus !== 'in_progress') {
+    buttons.push(
+      button('Rerun', () => act('Rerun', () => api('POST', `/api/v1/tasks/${task.id}/rerun`, {}))),
+    );
+  }
   if (task.resultFile) {
     buttons.push(
       h(
@@ -228,14 +231,12 @@ function taskRow(task) {
 
 function taskQuery() {
   const params = new URLSearchParams({ limit: state.filters.limit, offset: state.offset });
-  if (state.filters.status) params.set('status', state.filters.status);
-  if (state.filters.owner) params.set('owner', state.filters.owner);
+  for (const key of ['status', 'label', 'task', 'queue', 'owner', 'sort'])
+    if (state.filters[key]) params.set(key, state.filters[key]);
   return params;
 }
 
 function renderTasks(page) {
-  state.total = page.total;
-  state.totalCapped = page.totalCapped;
   $('#tasks tbody').replaceChildren(
     ...(page.tasks.length
       ? page.tasks.map(taskRow)
@@ -243,9 +244,9 @@ function renderTasks(page) {
   );
   const first = page.tasks.length ? state.offset + 1 : 0;
   const last = state.offset + page.tasks.length;
-  $('#page-info').textContent = `${first}–${last} of ${page.total}${page.totalCapped ? '+' : ''}`;
+  $('#page-info').textContent = `${first}–${last} of ${page.total}${page.totalExact ? '' : '+'}`;
   $('#prev').disabled = state.offset === 0;
-  $('#next').disabled = !page.totalCapped && last >= page.total;
+  $('#next').disabled = page.totalExact && last >= page.total;
 }
 
 function renderStats(stats) {
@@ -334,17 +335,36 @@ async function renderDetail() {
 
 // ---- Stuck tasks ----------------------------------------------------------------------------
 
+function stuckFilter() {
+  const form = $('#stuck-form').elements;
+  return { queue: form.queue.value, ageSeconds: Number(form.age.value) };
+}
+
+function renderStuckQueues(queues) {
+  const select = $('#stuck-form').elements.queue;
+  const names = queues.map((queue) => queue.name);
+  if ([...select.options].map((option) => option.value).join() === names.join()) return;
+  select.replaceChildren(...names.map((name) => h('option', { value: name }, name)));
+}
+
 async function checkStuck() {
   try {
-    const summary = await api('GET', '/api/v1/stuck');
-    $('#stuck-summary').textContent = summary.total
-      ? `${summary.total} stuck task(s): ${JSON.stringify(summary.byQueue ?? {})}`
-      : 'No stuck tasks.';
-    $('#stuck-section').hidden = false;
+    const summary = await api('GET', `/api/v1/stuck?${new URLSearchParams(stuckFilter())}`);
+    const { totals } = summary;
+    $('#stuck-summary').textContent = totals.tasks
+      ? `${totals.tasks} stuck task(s) in ${summary.queue}: ${totals.orphans} without a message, ${totals.live} on a live worker`
+      : `No stuck tasks in ${summary.queue}.`;
+    $('#stuck-list').replaceChildren(
+      ...summary.tasks.map((task) =>
+        h(
+          'li',
+          {},
+          `${task.label} (${task.name}) — ${task.status} for ${task.ageSeconds} s${task.orphan ? ', message lost' : ''}`,
+        ),
+      ),
+    );
   } catch (error) {
-    // A server without the stuck-task routes: the section is of no use.
-    if (error.code === 'NOT_FOUND') $('#stuck-section').hidden = true;
-    else $('#stuck-summary').textContent = error.message;
+    $('#stuck-summary').textContent = error.message;
   }
 }
 
@@ -371,6 +391,7 @@ async function load() {
     ]);
     renderFleet(fleet);
     renderQueues(queues.queues);
+    renderStuckQueues(queues.queues);
     renderTasks(page);
     renderStats(stats);
     if ($('#detail').open) await renderDetail();
@@ -398,6 +419,7 @@ async function detectAccess() {
     state.writable = me.role !== 'reader';
     state.admin = me.role === 'admin';
     $('#token-button').hidden = me.role === 'reader';
+    $('#stuck-restart').disabled = !state.admin;
     document.body.dataset.role = me.role;
   } catch (error) {
     notify(error.message);
@@ -422,7 +444,11 @@ function wire() {
     const form = event.target.elements;
     state.filters = {
       status: form.status.value,
+      label: form.label.value.trim(),
+      task: form.task.value.trim(),
+      queue: form.queue.value.trim(),
       owner: form.owner.value.trim(),
+      sort: form.sort.value,
       limit: Number(form.limit.value),
     };
     state.offset = 0;
@@ -454,15 +480,18 @@ function wire() {
     });
   });
   $('#clear-finished').addEventListener('click', () =>
-    act('Clear all finished', async () => {
-      const page = await api('GET', '/api/v1/tasks?status=completed,failed,cancelled&limit=1000');
-      if (page.tasks.length === 0) return;
-      await api('POST', '/api/v1/tasks/archive', { ids: page.tasks.map((task) => task.id) });
-    }),
+    act('Clear all finished', () => api('POST', '/api/v1/tasks/archive', { allFinished: true })),
   );
-  $('#stuck-check').addEventListener('click', checkStuck);
+  $('#stuck-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    checkStuck();
+  });
   $('#stuck-restart').addEventListener('click', () =>
-    act('Restart stuck tasks', () => api('POST', '/api/v1/stuck/restart', {})),
+    act('Restart stuck tasks', async () => {
+      const { outcomes } = await api('POST', '/api/v1/stuck/restart', stuckFilter());
+      $('#stuck-summary').textContent =
+        `${outcomes.length} task(s): ${outcomes.map((o) => o.action).join(', ') || 'none'}`;
+    }),
   );
   $('#detail .close').addEventListener('click', () => $('#detail').close());
   $('#detail').addEventListener('close', () => (state.openTask = null));
@@ -473,4 +502,3 @@ function wire() {
 wire();
 await detectAccess();
 await refresh();
-checkStuck();

@@ -5,21 +5,25 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 import { TaskqClient } from '../../client.js';
-import { TaskNotFoundError } from '../../errors.js';
-import type { Runtime } from '../../runtime.js';
-import { loadHandlers, type HandlerRegistry } from '../../tasks/handlers.js';
-import type { TaskRecord } from '../../tasklog/queries.js';
+import { MAX_LIST_LIMIT, SORT_FIELDS, type SortField } from '../../tasklog/filters.js';
+import { TaskOperations } from '../../tasklog/operations.js';
+import type { TaskPage, TaskRecord } from '../../tasklog/queries.js';
 import { PUBLIC_STATUSES, TASK_STATUSES, type TaskStatus } from '../../tasklog/statuses.js';
-import { actorOf, type ApiOptions } from '../api.js';
+import { actorOf, type RouteContext } from '../api.js';
 import { ownerScope } from '../auth.js';
 import { ApiError, badRequest } from '../errors.js';
 import { errorResponses, FORCE_BODY, ref, TASK_ID_PARAMS, type Schema } from '../schemas.js';
 
-/** Pages count at most this far; past it the page shows "10000+". */
-const COUNT_UP_TO = 10_000;
-
 const STATUS_WORDS = [...new Set<string>([...TASK_STATUSES, ...PUBLIC_STATUSES])];
 
+const csv = (what: string): Schema => ({
+  type: 'string',
+  minLength: 1,
+  maxLength: 2000,
+  description: `${what}, separated by commas.`,
+});
+
+/** The filters, sorting and pagination of `taskq log --available`. */
 const LIST_QUERY: Schema = {
   type: 'object',
   additionalProperties: false,
@@ -29,11 +33,41 @@ const LIST_QUERY: Schema = {
       pattern: `^(${STATUS_WORDS.join('|')})(,(${STATUS_WORDS.join('|')}))*$`,
       description: `Statuses separated by commas; TAO's public statuses stand for theirs (${STATUS_WORDS.join(', ')}).`,
     },
+    task: csv('Task names'),
+    queue: csv('Queues'),
+    category: csv('Categories'),
+    label: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 200,
+      description: 'A piece of the label, any case.',
+    },
     owner: { type: 'string', minLength: 1, description: 'Only the tasks of this owner (admins).' },
-    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 20 },
+    createdAfter: { type: 'string', format: 'date-time' },
+    createdBefore: { type: 'string', format: 'date-time' },
+    sort: { type: 'string', enum: [...SORT_FIELDS], default: 'created' },
+    order: { type: 'string', enum: ['asc', 'desc'], default: 'desc' },
+    limit: { type: 'integer', minimum: 1, maximum: MAX_LIST_LIMIT, default: 20 },
     offset: { type: 'integer', minimum: 0, default: 0 },
   },
 };
+
+interface ListQuery {
+  status?: string;
+  task?: string;
+  queue?: string;
+  category?: string;
+  label?: string;
+  owner?: string;
+  createdAfter?: string;
+  createdBefore?: string;
+  sort: SortField;
+  order: 'asc' | 'desc';
+  limit: number;
+  offset: number;
+}
+
+const split = (value: string | undefined) => value?.split(',').map((item) => item.trim());
 
 const ENQUEUE_BODY: Schema = {
   type: 'object',
@@ -52,20 +86,32 @@ const ENQUEUE_BODY: Schema = {
 const ARCHIVE_MANY_BODY: Schema = {
   type: 'object',
   additionalProperties: false,
-  required: ['ids'],
+  description: 'Either ids, or allFinished for every completed, failed and cancelled task.',
   properties: {
     ids: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string' } },
-    force: FORCE_BODY.properties && (FORCE_BODY.properties as Schema).force,
+    allFinished: { type: 'boolean' },
+    olderThanSeconds: {
+      type: 'number',
+      minimum: 0,
+      description: 'With allFinished: only tasks finished at least this long ago.',
+    },
+    force: { type: 'boolean', default: false, description: 'With ids: also tasks in progress.' },
   },
 };
 
 /** A task as the API shows it: the result file without its place on the server's disk. */
-export function publicTask(task: TaskRecord): Omit<TaskRecord, 'resultFile'> & {
-  resultFile: { name: string; bytes: number } | null;
-} {
+export function publicTask(task: TaskRecord) {
   const file = task.resultFile;
   return { ...task, resultFile: file ? { name: file.name, bytes: file.bytes } : null };
 }
+
+const page = (result: TaskPage, limit: number, offset: number) => ({
+  tasks: result.tasks.map(publicTask),
+  total: result.total,
+  totalExact: result.totalExact,
+  limit,
+  offset,
+});
 
 function statusesOf(query: string | undefined): TaskStatus[] | undefined {
   if (!query) return undefined;
@@ -79,23 +125,19 @@ function statusesOf(query: string | undefined): TaskStatus[] | undefined {
   return [...statuses];
 }
 
-export async function taskRoutes(app: FastifyInstance, { runtime }: ApiOptions): Promise<void> {
-  const { queries } = runtime;
+export async function taskRoutes(app: FastifyInstance, context: RouteContext): Promise<void> {
+  const { queries } = context.runtime;
 
   /** The task, if the caller may see it: a user token sees only its owner's tasks. */
-  const visibleTask = async (request: FastifyRequest, id: string): Promise<TaskRecord> => {
-    const task = await queries.get(id);
-    const owner = ownerScope(request.principal);
-    if (owner !== undefined && task.owner !== owner) throw new TaskNotFoundError(id);
-    return task;
-  };
+  const visibleTask = (request: FastifyRequest, id: string): Promise<TaskRecord> =>
+    queries.get(id, { owner: ownerScope(request.principal) });
 
-  app.get<{ Querystring: { status?: string; owner?: string; limit: number; offset: number } }>(
+  app.get<{ Querystring: ListQuery }>(
     '/api/v1/tasks',
     {
       config: { access: 'read' },
       schema: {
-        summary: 'List tasks, newest first',
+        summary: 'List tasks: filters, sorting and pages as taskq log --available has them',
         tags: ['tasks'],
         operationId: 'listTasks',
         querystring: LIST_QUERY,
@@ -103,22 +145,22 @@ export async function taskRoutes(app: FastifyInstance, { runtime }: ApiOptions):
       },
     },
     async (request) => {
-      const { limit, offset } = request.query;
-      const owner = ownerScope(request.principal) ?? request.query.owner;
-      const page = await queries.list({
-        limit,
-        offset,
-        owner,
-        status: statusesOf(request.query.status),
-        countUpTo: COUNT_UP_TO,
+      const { query } = request;
+      const result = await queries.list({
+        limit: query.limit,
+        offset: query.offset,
+        sort: query.sort,
+        order: query.order,
+        owner: ownerScope(request.principal) ?? query.owner,
+        status: statusesOf(query.status),
+        name: split(query.task),
+        queue: split(query.queue),
+        category: split(query.category),
+        labelContains: query.label,
+        createdAfter: query.createdAfter ? new Date(query.createdAfter) : undefined,
+        createdBefore: query.createdBefore ? new Date(query.createdBefore) : undefined,
       });
-      return {
-        tasks: page.tasks.map(publicTask),
-        total: page.total,
-        totalCapped: page.total >= COUNT_UP_TO,
-        limit,
-        offset,
-      };
+      return page(result, query.limit, query.offset);
     },
   );
 
@@ -224,23 +266,12 @@ export async function taskRoutes(app: FastifyInstance, { runtime }: ApiOptions):
     async (request) => {
       const parent = await visibleTask(request, request.params.id);
       const { limit, offset } = request.query;
-      const page = await queries.list({
-        limit,
-        offset,
-        parentId: parent.id,
-        countUpTo: COUNT_UP_TO,
-      });
-      return {
-        tasks: page.tasks.map(publicTask),
-        total: page.total,
-        totalCapped: page.total >= COUNT_UP_TO,
-        limit,
-        offset,
-      };
+      return page(await queries.list({ limit, offset, parentId: parent.id }), limit, offset);
     },
   );
 
-  registerEnqueue(app, runtime);
+  registerEnqueue(app, context);
+  registerRerun(app, context);
 
   for (const action of ['cancel', 'archive'] as const) {
     app.post<{ Params: { id: string }; Body: { force: boolean } }>(
@@ -260,38 +291,40 @@ export async function taskRoutes(app: FastifyInstance, { runtime }: ApiOptions):
         },
       },
       async (request) => {
-        const task = await visibleTask(request, request.params.id);
-        const options = { force: request.body.force, actor: actorOf(request) };
-        return publicTask(await queries[action](task.id, options));
+        const options = {
+          force: request.body.force,
+          actor: actorOf(request),
+          owner: ownerScope(request.principal),
+        };
+        return publicTask(await queries[action](request.params.id, options));
       },
     );
   }
 
-  app.post<{ Body: { ids: string[]; force: boolean } }>(
+  app.post<{
+    Body: { ids?: string[]; allFinished?: boolean; olderThanSeconds?: number; force: boolean };
+  }>(
     '/api/v1/tasks/archive',
     {
       config: { access: 'write' },
       schema: {
-        summary: 'Archive a list of tasks; each is archived or refused on its own',
+        summary: 'Archive a list of tasks, each on its own, or all finished tasks in batches',
         tags: ['tasks'],
         operationId: 'archiveTasks',
         body: ARCHIVE_MANY_BODY,
         response: {
           200: {
             type: 'object',
-            required: ['archived', 'refused'],
+            required: ['archived', 'refused', 'count'],
             properties: {
+              count: { type: 'integer', description: 'Tasks archived.' },
               archived: { type: 'array', items: { type: 'string' } },
               refused: {
                 type: 'array',
                 items: {
                   type: 'object',
-                  required: ['id', 'code', 'message'],
-                  properties: {
-                    id: { type: 'string' },
-                    code: { type: 'string' },
-                    message: { type: 'string' },
-                  },
+                  required: ['id', 'reason'],
+                  properties: { id: { type: 'string' }, reason: { type: 'string' } },
                 },
               },
             },
@@ -301,22 +334,23 @@ export async function taskRoutes(app: FastifyInstance, { runtime }: ApiOptions):
       },
     },
     async (request) => {
-      const archived: string[] = [];
-      const refused: { id: string; code: string; message: string }[] = [];
-      for (const id of new Set(request.body.ids)) {
-        try {
-          await visibleTask(request, id);
-          await queries.archive(id, {
-            force: request.body.force ?? false,
-            actor: actorOf(request),
-          });
-          archived.push(id);
-        } catch (error) {
-          const { code, message } = error as { code?: string; message: string };
-          refused.push({ id, code: code ?? 'INTERNAL', message });
-        }
+      const { body } = request;
+      const owner = ownerScope(request.principal);
+      const actor = actorOf(request);
+      if ((body.ids === undefined) === (body.allFinished !== true))
+        throw badRequest('ids', 'Give either ids (a list of task ids) or "allFinished": true');
+      if (body.ids) {
+        const ids = [...new Set(body.ids)];
+        const result = await queries.archiveMany(ids, { force: body.force, actor, owner });
+        return { ...result, count: result.archived.length };
       }
-      return { archived, refused };
+      const count = await queries.archiveAllFinished({
+        owner,
+        actor,
+        olderThanSeconds: body.olderThanSeconds,
+        batchSize: context.runtime.config.retention.batchSize,
+      });
+      return { count, archived: [], refused: [] };
     },
   );
 
@@ -361,19 +395,9 @@ export async function taskRoutes(app: FastifyInstance, { runtime }: ApiOptions):
   );
 }
 
-/**
- * POST /api/v1/tasks. The supervisor does not run handlers itself, so the handlers module is
- * loaded on the first enqueue: the dispatcher needs a handler's queue choice, category, retry
- * limit and parameter check, as `taskq enqueue` does.
- */
-function registerEnqueue(app: FastifyInstance, runtime: Runtime): void {
-  let handlers: Promise<HandlerRegistry> | null = null;
-  const registry = () => {
-    if (runtime.handlers.names().length > 0) return Promise.resolve(runtime.handlers);
-    handlers ??= loadHandlers(runtime.config.handlers);
-    return handlers;
-  };
-
+/** POST /api/v1/tasks: the caller's own task, or (admins) any owner's. */
+function registerEnqueue(app: FastifyInstance, context: RouteContext): void {
+  const { runtime } = context;
   app.post<{
     Body: {
       name: string;
@@ -421,7 +445,7 @@ function registerEnqueue(app: FastifyInstance, runtime: Runtime): void {
           'queue',
           `No queue "${body.queue}"; configured: ${runtime.config.queues.map((q) => q.name).join(', ')}`,
         );
-      const client = new TaskqClient({ ...runtime, handlers: await registry() }, actorOf(request));
+      const client = new TaskqClient(await context.withHandlers(), actorOf(request));
       const enqueued = await client.enqueue(body.name, body.parameters ?? {}, {
         label: body.label,
         queue: body.queue,
@@ -431,6 +455,40 @@ function registerEnqueue(app: FastifyInstance, runtime: Runtime): void {
       return reply
         .code(201)
         .send({ id: enqueued.id, queue: enqueued.queue, status: enqueued.status });
+    },
+  );
+}
+
+/** POST /api/v1/tasks/:id/rerun: a new task with the same name, parameters, label and owner. */
+function registerRerun(app: FastifyInstance, context: RouteContext): void {
+  app.post<{ Params: { id: string } }>(
+    '/api/v1/tasks/:id/rerun',
+    {
+      config: { access: 'write' },
+      schema: {
+        summary: 'Run a task again: a new task linked to this one',
+        tags: ['tasks'],
+        operationId: 'rerunTask',
+        params: TASK_ID_PARAMS,
+        response: {
+          201: {
+            type: 'object',
+            required: ['id', 'queue', 'rerunOf'],
+            properties: {
+              id: { type: 'string' },
+              queue: { type: 'string' },
+              rerunOf: { type: 'string' },
+            },
+          },
+          ...errorResponses(401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const operations = new TaskOperations(await context.withHandlers(), actorOf(request));
+      const owner = ownerScope(request.principal);
+      const created = await operations.rerun(request.params.id, { owner });
+      return reply.code(201).send({ ...created, rerunOf: request.params.id });
     },
   );
 }
