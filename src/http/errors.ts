@@ -100,10 +100,21 @@ export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
     .send({ error: { code: error.code, message: error.message, details: error.details } });
 }
 
+/** TAO's endpoints answer errors in TAO's envelope, whatever raised them. */
+export const TAO_PREFIX = '/taoTaskQueue/';
+
 /** Every error of the server in the API's one shape; only unexpected ones are logged. */
 export function installErrorHandling(app: FastifyInstance, logger: Logger): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const answer = toApiError(error);
+    if (request.url.startsWith(TAO_PREFIX)) {
+      return reply.code(answer.statusCode).send({
+        success: false,
+        errorCode: answer.statusCode,
+        errorMsg: answer.message,
+        version: '1',
+      });
+    }
     if (answer.statusCode >= 500)
       logger.error(
         { err: error, method: request.method, route: request.routeOptions.url },
