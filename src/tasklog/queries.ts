@@ -3,7 +3,14 @@ import type pg from 'pg';
 import { TaskNotFoundError, TransitionRefusedError } from '../errors.js';
 import { isUuid } from '../tasks/message.js';
 import type { Report } from '../tasks/report.js';
-import { checkListOptions, COUNT_CAP, filterSql, orderSql, type ListOptions } from './filters.js';
+import {
+  checkListOptions,
+  COUNT_CAP,
+  filterSql,
+  orderSql,
+  type ListOptions,
+  type TaskFilter,
+} from './filters.js';
 import { removeResultFiles, type ResultFile } from './result-files.js';
 import { stuckTasks, type StuckFilter, type StuckTask } from './stuck.js';
 import {
@@ -196,6 +203,12 @@ export class TaskLogQueries {
    * index in the sort order and stops at `offset + limit` rows; the count stops at COUNT_CAP.
    */
   async list(options: ListOptions): Promise<TaskPage> {
+    const [tasks, counted] = await Promise.all([this.page(options), this.count(options)]);
+    return { tasks, ...counted };
+  }
+
+  /** The tasks of one page of a listing, without the count. */
+  async page(options: ListOptions): Promise<TaskRecord[]> {
     checkListOptions(options);
     const { clause, values } = filterSql(options);
     const n = values.length;
@@ -204,16 +217,19 @@ export class TaskLogQueries {
        ${orderSql(options)} LIMIT $${n + 1} OFFSET $${n + 2}`,
       [...values, options.limit, options.offset],
     );
+    return rows.map(toRecord);
+  }
+
+  /** How many tasks match a filter, counted up to COUNT_CAP. */
+  async count(filter: TaskFilter): Promise<Omit<TaskPage, 'tasks'>> {
+    const { clause, values } = filterSql(filter);
+    const n = values.length;
     const count = await this.pool.query<{ total: string }>(
       `SELECT count(*) AS total FROM (SELECT 1 FROM ${this.schema}.tasks ${clause} LIMIT $${n + 1}) AS page`,
       [...values, COUNT_CAP + 1],
     );
     const total = Number(count.rows[0]?.total ?? 0);
-    return {
-      tasks: rows.map(toRecord),
-      total: Math.min(total, COUNT_CAP),
-      totalExact: total <= COUNT_CAP,
-    };
+    return { total: Math.min(total, COUNT_CAP), totalExact: total <= COUNT_CAP };
   }
 
   /** Tasks of one queue that have not moved for `ageSeconds`: see src/tasklog/stuck.ts. */

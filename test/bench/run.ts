@@ -1,3 +1,4 @@
+import { benchApi } from './api.bench.js';
 import { benchFoundation } from './foundation.bench.js';
 import { benchMetrics } from './metrics.bench.js';
 import { benchSqs } from './sqs.bench.js';
@@ -14,6 +15,7 @@ const SUITES: { name: string; run: (figures: Map<string, number>) => Promise<Ben
   { name: 'supervisor', run: benchSupervisor },
   { name: 'sqs', run: benchSqs },
   { name: 'metrics', run: () => benchMetrics() },
+  { name: 'api', run: () => benchApi() },
 ];
 
 async function main(): Promise<number> {

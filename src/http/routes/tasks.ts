@@ -5,7 +5,13 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 import { TaskqClient } from '../../client.js';
-import { MAX_LIST_LIMIT, SORT_FIELDS, type SortField } from '../../tasklog/filters.js';
+import {
+  MAX_LIST_LIMIT,
+  SORT_FIELDS,
+  type ListOptions,
+  type SortField,
+  type TaskFilter,
+} from '../../tasklog/filters.js';
 import { TaskOperations } from '../../tasklog/operations.js';
 import type { TaskPage, TaskRecord } from '../../tasklog/queries.js';
 import { PUBLIC_STATUSES, TASK_STATUSES, type TaskStatus } from '../../tasklog/statuses.js';
@@ -67,6 +73,32 @@ interface ListQuery {
   offset: number;
 }
 
+/** How long the count of a listing's matches is reused by the pages that follow. */
+const COUNT_TTL_MS = 1000;
+
+/**
+ * Counts of listings, kept for a second. A page costs an index read of its own rows, but its
+ * count reads up to 10,000 index entries; a list polled by several pages at once, or paged
+ * through, would count the same matches again and again. A count is at most a second old.
+ */
+class CountCache {
+  private readonly entries = new Map<string, { at: number; value: Promise<Counted> }>();
+
+  get(filter: TaskFilter, count: () => Promise<Counted>): Promise<Counted> {
+    const key = JSON.stringify({ ...filter, limit: undefined, offset: undefined });
+    const now = Date.now();
+    const cached = this.entries.get(key);
+    if (cached && now - cached.at < COUNT_TTL_MS) return cached.value;
+    if (this.entries.size > 1000) this.entries.clear();
+    const value = count();
+    this.entries.set(key, { at: now, value });
+    value.catch(() => this.entries.delete(key));
+    return value;
+  }
+}
+
+type Counted = Omit<TaskPage, 'tasks'>;
+
 const split = (value: string | undefined) => value?.split(',').map((item) => item.trim());
 
 const ENQUEUE_BODY: Schema = {
@@ -127,6 +159,7 @@ function statusesOf(query: string | undefined): TaskStatus[] | undefined {
 
 export async function taskRoutes(app: FastifyInstance, context: RouteContext): Promise<void> {
   const { queries } = context.runtime;
+  const counts = new CountCache();
 
   /** The task, if the caller may see it: a user token sees only its owner's tasks. */
   const visibleTask = (request: FastifyRequest, id: string): Promise<TaskRecord> =>
@@ -146,7 +179,7 @@ export async function taskRoutes(app: FastifyInstance, context: RouteContext): P
     },
     async (request) => {
       const { query } = request;
-      const result = await queries.list({
+      const options: ListOptions = {
         limit: query.limit,
         offset: query.offset,
         sort: query.sort,
@@ -159,8 +192,12 @@ export async function taskRoutes(app: FastifyInstance, context: RouteContext): P
         labelContains: query.label,
         createdAfter: query.createdAfter ? new Date(query.createdAfter) : undefined,
         createdBefore: query.createdBefore ? new Date(query.createdBefore) : undefined,
-      });
-      return page(result, query.limit, query.offset);
+      };
+      const [tasks, counted] = await Promise.all([
+        queries.page(options),
+        counts.get(options, () => queries.count(options)),
+      ]);
+      return page({ tasks, ...counted }, query.limit, query.offset);
     },
   );
 
