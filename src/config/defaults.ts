@@ -45,6 +45,7 @@ export const DEFAULTS = {
     heartbeatTimeoutSeconds: 10,
     maxMemoryMb: null,
     maxTasks: null,
+    cancelGraceSeconds: 10,
   } satisfies SupervisorConfig,
   http: { host: '127.0.0.1', port: 9464 } satisfies HttpConfig,
   metrics: { enabled: true, stuckAfterSeconds: 300 } satisfies MetricsConfig,

@@ -383,6 +383,7 @@ function checkSupervisor(check: Checker, value: unknown): TaskqConfig['superviso
     'heartbeatTimeoutSeconds',
     'maxMemoryMb',
     'maxTasks',
+    'cancelGraceSeconds',
   ];
   const v = check.section('supervisor', value, keys);
   const d = DEFAULTS.supervisor;
@@ -413,6 +414,12 @@ function checkSupervisor(check: Checker, value: unknown): TaskqConfig['superviso
     ),
     maxMemoryMb: optional('maxMemoryMb', 16),
     maxTasks: optional('maxTasks', 1),
+    cancelGraceSeconds: check.number(
+      'supervisor.cancelGraceSeconds',
+      v.cancelGraceSeconds,
+      d.cancelGraceSeconds,
+      { min: 0.1, max: 86400 },
+    ),
   };
 }
 

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { UsageError } from '../../errors.js';
 import type { Report } from '../../tasks/report.js';
 import type { TaskRecord } from '../../tasklog/queries.js';
-import { printTable, withRuntime, type GlobalArgs } from '../context.js';
+import { cliActor, printTable, withRuntime, type GlobalArgs } from '../context.js';
 
 interface LogArgs extends GlobalArgs {
   stats?: boolean;
@@ -42,7 +42,10 @@ export function logCommand(yargs: Argv<GlobalArgs>) {
           describe: 'Show one task with its report and events',
         })
         .option('archive', { type: 'string', describe: 'Archive a finished task' })
-        .option('cancel', { type: 'string', describe: 'Cancel a task that has not started' })
+        .option('cancel', {
+          type: 'string',
+          describe: 'Cancel a task that has not started; with --force, also stop a running one',
+        })
         .option('force', {
           type: 'boolean',
           describe: 'With --archive or --cancel: also for tasks in progress',
@@ -76,7 +79,7 @@ export function logCommand(yargs: Argv<GlobalArgs>) {
       }
 
       await withRuntime(args, async ({ queries }) => {
-        const actor = args.owner ?? 'cli';
+        const actor = args.owner ?? cliActor();
         switch (chosen[0]) {
           case 'stats':
             return print(args, await queries.stats(args.owner), (stats) =>
