@@ -14,6 +14,7 @@ import { ApiError } from '../src/http/errors.js';
 import type { Logger } from '../src/log/logger.js';
 import { openRuntime, type Runtime } from '../src/runtime.js';
 import { HandlerRegistry } from '../src/tasks/handlers.js';
+import { ControlWatch } from './control-watch.js';
 import type { Fleet } from './fleet.js';
 import { createHttpServer, listen } from './http-server.js';
 import { SupervisorMetrics } from './metrics.js';
@@ -49,6 +50,7 @@ export class Supervisor {
   private runtime: Runtime | null = null;
   private fleet: Fleet | null = null;
   private controller: WeightController | null = null;
+  private control: ControlWatch | null = null;
   private http: FastifyInstance | null = null;
   private history: QueueHistory | null = null;
   /** Weight changes through the API, one at a time, as each rewrites the file. */
@@ -121,6 +123,12 @@ export class Supervisor {
       ({ workerId, holdings, reason }) => void this.release(workerId, holdings, reason),
     );
     this.fleet.on('restart', (reason) => (this.restarts[reason] += 1));
+    this.control = new ControlWatch({
+      runtime: this.runtime,
+      fleet: this.fleet,
+      cancelGraceSeconds: () => this.config.supervisor.cancelGraceSeconds,
+      logger: this.logger,
+    });
 
     const queues = config.queues.filter(
       (queue) => !this.options.queue || queue.name === this.options.queue,
@@ -145,6 +153,7 @@ export class Supervisor {
           runtime: this.runtime,
           config: () => this.config,
           restarts: () => this.restarts,
+          queuePaused: (queue) => this.control?.isPaused(queue) ?? false,
           orphansReleased: () => this.orphansReleased,
           logger: this.logger,
         })
@@ -169,6 +178,7 @@ export class Supervisor {
     this.http = await createHttpServer(httpOptions);
     this.address = await listen(this.http, httpOptions);
 
+    await this.control.start();
     await this.fleet.start();
     this.controller.start();
     this.history.start();
@@ -195,6 +205,7 @@ export class Supervisor {
       logger: this.logger,
       maxMemoryMb: this.config.supervisor.maxMemoryMb,
       maxTasks: this.config.supervisor.maxTasks,
+      shutdownTimeoutSeconds: this.options.shutdownTimeoutSeconds,
     });
   }
 
@@ -377,6 +388,7 @@ export class Supervisor {
   private async closeParts(): Promise<void> {
     await this.retention?.stop();
     await this.http?.close().catch(() => undefined);
+    await this.control?.close();
     await this.runtime?.close();
   }
 
@@ -413,15 +425,21 @@ export class Supervisor {
 
   health(): unknown {
     const workers = this.fleet?.status() ?? [];
+    const queues = this.controller?.snapshot() ?? [];
+    const isPaused = (queue: string) => this.control?.isPaused(queue) ?? false;
     return {
       status: this.stopping ? 'stopping' : 'ok',
       pid: process.pid,
       isolation: this.options.isolation,
+      // The fleet's pause (SIGUSR2), apart from the queue pauses kept in the database.
       paused: this.fleet?.isPaused ?? false,
+      pausedQueues: queues.filter((queue) => isPaused(queue.name)).map((queue) => queue.name),
+      queuePauses: this.control?.pausedQueues ?? { all: null, queues: [] },
       strategy: this.config.strategy,
       workers,
-      queues: (this.controller?.snapshot() ?? []).map((queue) => ({
+      queues: queues.map((queue) => ({
         name: queue.name,
+        paused: isPaused(queue.name),
         broker: queue.broker,
         weight: { configured: queue.configuredWeight, effective: queue.effectiveWeight },
         waiting: queue.waiting,

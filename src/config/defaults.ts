@@ -46,6 +46,7 @@ export const DEFAULTS = {
     heartbeatTimeoutSeconds: 10,
     maxMemoryMb: null,
     maxTasks: null,
+    cancelGraceSeconds: 10,
   } satisfies SupervisorConfig,
   http: { host: '127.0.0.1', port: 9464, tokens: [] } satisfies HttpConfig,
   metrics: { enabled: true, stuckAfterSeconds: 300 } satisfies MetricsConfig,

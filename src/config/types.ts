@@ -84,6 +84,11 @@ export interface SupervisorConfig {
   maxMemoryMb: number | null;
   /** A worker that has run this many tasks is drained and replaced; null for no limit. */
   maxTasks: number | null;
+  /**
+   * How long the handler of a task cancelled while it runs may ignore its AbortSignal before
+   * the supervisor recycles the worker (or, with thread isolation, the thread) that runs it.
+   */
+  cancelGraceSeconds: number;
 }
 
 export interface MetricsConfig {

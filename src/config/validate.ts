@@ -398,6 +398,7 @@ function checkSupervisor(check: Checker, value: unknown): TaskqConfig['superviso
     'heartbeatTimeoutSeconds',
     'maxMemoryMb',
     'maxTasks',
+    'cancelGraceSeconds',
   ];
   const v = check.section('supervisor', value, keys);
   const d = DEFAULTS.supervisor;
@@ -428,6 +429,12 @@ function checkSupervisor(check: Checker, value: unknown): TaskqConfig['superviso
     ),
     maxMemoryMb: optional('maxMemoryMb', 16),
     maxTasks: optional('maxTasks', 1),
+    cancelGraceSeconds: check.number(
+      'supervisor.cancelGraceSeconds',
+      v.cancelGraceSeconds,
+      d.cancelGraceSeconds,
+      { min: 0.1, max: 86400 },
+    ),
   };
 }
 

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 
+import { notifyControl } from '../database/control-channel.js';
 import { TaskNotFoundError, TransitionRefusedError } from '../errors.js';
 import { isUuid } from '../tasks/message.js';
 import type { Report } from '../tasks/report.js';
@@ -349,7 +350,7 @@ export class TaskLogQueries {
   ): Promise<TaskRecord> {
     if (!isUuid(id)) throw new TaskNotFoundError(id);
     const s = this.schema;
-    const { rows } = await this.pool.query<{ id: string }>(
+    const { rows } = await this.pool.query<{ id: string; previous: TaskStatus }>(
       `WITH target AS (
          SELECT id, status FROM ${s}.tasks
          WHERE id = $1 AND ($6::text IS NULL OR owner = $6) FOR UPDATE
@@ -364,10 +365,13 @@ export class TaskLogQueries {
          INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor)
          SELECT id, $4, previous, $2, $5 FROM changed
        )
-       SELECT id FROM changed`,
+       SELECT id, previous FROM changed`,
       [id, to, allowed, kind, scope.actor, scope.owner ?? null],
     );
     if (rows.length === 0) throw new TransitionRefusedError(refusal(await this.get(id, scope)));
+    // The worker that runs it hears of it at once and aborts its handler.
+    if (rows[0]!.previous === 'running')
+      await notifyControl(this.pool, { schema: this.schema, kind: 'cancel', taskId: id });
     // A cancelled or archived child counts as ended: its parent may be done now.
     await new TaskLog(this.pool, this.schema).resolveParents([id], scope.actor);
     return this.get(id);

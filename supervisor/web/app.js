@@ -145,7 +145,28 @@ function renderQueues(queues) {
           `${queue.weight.configured} (${Math.round(queue.weight.effective * 100) / 100})`,
         ),
         h('td', {}, sparkline(queue.history, `Queue ${queue.name}`)),
-        h('td', {}, weightForm(queue)),
+        h(
+          'td',
+          { className: 'actions' },
+          weightForm(queue),
+          h(
+            'button',
+            {
+              type: 'button',
+              disabled: !state.admin,
+              'aria-label': `${queue.paused ? 'Resume' : 'Pause'} queue ${queue.name}`,
+              onclick: () =>
+                act(`${queue.paused ? 'Resume' : 'Pause'} ${queue.name}`, () =>
+                  api(
+                    'POST',
+                    `/api/v1/queues/${encodeURIComponent(queue.name)}/${queue.paused ? 'resume' : 'pause'}`,
+                    {},
+                  ),
+                ),
+            },
+            queue.paused ? 'Resume' : 'Pause',
+          ),
+        ),
       ),
     ),
   );

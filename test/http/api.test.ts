@@ -405,6 +405,42 @@ describe('fleet, queues and stuck tasks', () => {
     assert.equal(expectError(negative, 400, 'BAD_REQUEST').field, 'weight');
   });
 
+  test('queues pause and resume one by one or all at once, kept in the database', async () => {
+    const paused = await call<{ paused: boolean }>('POST', '/api/v1/queues/spare/pause');
+    assert.equal(paused.body.paused, true);
+    const list = await call<{ queues: { name: string; paused: boolean }[] }>(
+      'GET',
+      '/api/v1/queues',
+    );
+    assert.deepEqual(
+      list.body.queues.map((q) => [q.name, q.paused]),
+      [
+        ['default', false],
+        ['spare', true],
+      ],
+    );
+    assert.equal(
+      (await call<{ paused: boolean }>('POST', '/api/v1/queues/spare/resume')).body.paused,
+      false,
+    );
+    const all = await call<{ allPaused: boolean }>('POST', '/api/v1/queues/pause');
+    assert.equal(all.body.allPaused, true);
+    const id = await enqueue({ name: 'example.echo', queue: 'default' });
+    expectError(await call('POST', '/api/v1/queues/default/resume'), 409, 'TRANSITION_REFUSED');
+    assert.equal((await taskOf(id)).task.status, 'enqueued');
+    assert.equal(
+      (await call<{ allPaused: boolean }>('POST', '/api/v1/queues/resume')).body.allPaused,
+      false,
+    );
+    await untilStatus(id, 'completed');
+    expectError(await call('POST', '/api/v1/queues/nope/pause'), 404, 'QUEUE_NOT_FOUND');
+    expectError(
+      await call('POST', '/api/v1/queues/spare/pause', { token: ALICE }),
+      403,
+      'FORBIDDEN',
+    );
+  });
+
   test('stuck summary and a dry-run restart take the CLI options', async () => {
     const summary = await call<{ totals: { tasks: number } }>(
       'GET',
