@@ -168,6 +168,12 @@ export class TaskOperations {
       rows[0]?.parameters ?? {},
       { label: original.label, owner: original.owner, queue, rerunOf: original.id },
     );
+    // The new row names the original (rerun_of); the original's history names the new task.
+    await this.runtime.db.pool.query(
+      `INSERT INTO ${this.runtime.config.database.schema}.events (task_id, kind, actor, detail)
+       VALUES ($1, 'rerun', $2, jsonb_build_object('rerunAs', $3::text))`,
+      [original.id, this.actor, enqueued.id],
+    );
     return { id: enqueued.id, queue: enqueued.queue };
   }
 
