@@ -35,6 +35,15 @@ export interface Fleet {
   resume(): void;
   configure(message: Extract<ToWorker, { type: 'configure' }>): void;
   runningByQueue(): Map<string, number>;
+  /** The ids of the tasks the workers hold now. */
+  heldTaskIds(): string[];
+  /** Whether one of the workers holds this task now. */
+  holds(taskId: string): boolean;
+  /**
+   * Replaces the worker (process isolation) or the thread (thread isolation) that runs a task
+   * whose handler ignored its cancel; counted as a restart for `recycle`. False if none runs it.
+   */
+  recycleHolder(taskId: string): boolean;
   status(): WorkerStatus[];
   stop(signal: NodeJS.Signals, timeoutSeconds: number): Promise<StopSummary>;
   forceStop(): Promise<void>;

@@ -81,6 +81,8 @@ export interface SupervisorMetricsOptions {
   /** The configuration in force, read at each scrape (SIGHUP may replace it). */
   config: () => TaskqConfig;
   restarts: () => Readonly<Record<RestartReason, number>>;
+  /** Whether a queue is paused in the database (taskq pause). */
+  queuePaused: (queue: string) => boolean;
   orphansReleased: () => ReadonlyMap<string, number>;
   logger: Logger;
 }
@@ -120,6 +122,7 @@ export class SupervisorMetrics {
       ages: (queues) => ages.read(queues),
       workerStates: () => fleet.status().map((worker) => worker.state),
       paused: () => fleet.isPaused,
+      queuePaused: options.queuePaused,
       restarts: options.restarts,
       orphansReleased: options.orphansReleased,
       onError: (what, error) => this.readingFailed(what, error),

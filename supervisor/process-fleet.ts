@@ -17,9 +17,13 @@ export interface ProcessFleetOptions {
   /** Limits past which a worker is drained and replaced. */
   maxMemoryMb: number | null;
   maxTasks: number | null;
+  /** How long a worker drains when it is recycled. */
+  shutdownTimeoutSeconds: number;
 }
 
 const PING_INTERVAL_MS = 1000;
+/** A recycled worker still alive this long past its drain is killed. */
+const KILL_AFTER_DRAIN_SECONDS = 5;
 
 /**
  * N worker processes, each in a slot that restarts it. The fleet pings every worker each
@@ -95,6 +99,26 @@ export class ProcessFleet extends EventEmitter<FleetEvents> implements Fleet {
   configure(message: Extract<ToWorker, { type: 'configure' }>): void {
     this.lastConfigure = message;
     for (const slot of this.slots) slot.send(message);
+  }
+
+  heldTaskIds(): string[] {
+    return this.slots.flatMap((slot) => slot.held().map((held) => held.id));
+  }
+
+  holds(taskId: string): boolean {
+    return this.holder(taskId) !== undefined;
+  }
+
+  /** Drains the worker and starts another; a worker still alive past the drain is killed. */
+  recycleHolder(taskId: string): boolean {
+    const slot = this.holder(taskId);
+    if (!slot) return false;
+    slot.recycle('recycle', this.options.shutdownTimeoutSeconds + KILL_AFTER_DRAIN_SECONDS);
+    return true;
+  }
+
+  private holder(taskId: string): WorkerSlot | undefined {
+    return this.slots.find((slot) => slot.alive && slot.held().some((held) => held.id === taskId));
   }
 
   runningByQueue(): Map<string, number> {

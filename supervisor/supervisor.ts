@@ -1,14 +1,20 @@
 import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 import type { FastifyInstance } from 'fastify';
 
+import { setQueueWeightInText } from '../src/config/edit.js';
 import { configFilePath, loadConfig, type LoadOptions } from '../src/config/load.js';
 import type { TaskqConfig } from '../src/config/types.js';
 import { ConfigError } from '../src/errors.js';
+import { registerApi, type FleetView, type SupervisorControl } from '../src/http/api.js';
+import { TokenSet } from '../src/http/auth.js';
+import { ApiError } from '../src/http/errors.js';
 import type { Logger } from '../src/log/logger.js';
 import { openRuntime, type Runtime } from '../src/runtime.js';
 import { HandlerRegistry } from '../src/tasks/handlers.js';
+import { ControlWatch } from './control-watch.js';
 import type { Fleet } from './fleet.js';
 import { createHttpServer, listen } from './http-server.js';
 import { SupervisorMetrics } from './metrics.js';
@@ -16,9 +22,11 @@ import { releaseOrphans } from './orphans.js';
 import { RetentionSweeper } from './retention.js';
 import { PidFile } from './pid-file.js';
 import { ProcessFleet } from './process-fleet.js';
+import { QueueHistory } from './queue-history.js';
 import { ThreadFleet } from './thread-fleet.js';
 import type { RestartReason } from './worker-slot.js';
 import { WeightController } from './weight-controller.js';
+import { webPageRoutes } from './web-page.js';
 
 export interface SupervisorOptions {
   load: LoadOptions;
@@ -42,7 +50,11 @@ export class Supervisor {
   private runtime: Runtime | null = null;
   private fleet: Fleet | null = null;
   private controller: WeightController | null = null;
+  private control: ControlWatch | null = null;
   private http: FastifyInstance | null = null;
+  private history: QueueHistory | null = null;
+  /** Weight changes through the API, one at a time, as each rewrites the file. */
+  private configWrites: Promise<unknown> = Promise.resolve();
   private retention: RetentionSweeper | null = null;
   private pidFile: PidFile;
   private stopping: Promise<void> | null = null;
@@ -111,6 +123,12 @@ export class Supervisor {
       ({ workerId, holdings, reason }) => void this.release(workerId, holdings, reason),
     );
     this.fleet.on('restart', (reason) => (this.restarts[reason] += 1));
+    this.control = new ControlWatch({
+      runtime: this.runtime,
+      fleet: this.fleet,
+      cancelGraceSeconds: () => this.config.supervisor.cancelGraceSeconds,
+      logger: this.logger,
+    });
 
     const queues = config.queues.filter(
       (queue) => !this.options.queue || queue.name === this.options.queue,
@@ -135,22 +153,35 @@ export class Supervisor {
           runtime: this.runtime,
           config: () => this.config,
           restarts: () => this.restarts,
+          queuePaused: (queue) => this.control?.isPaused(queue) ?? false,
           orphansReleased: () => this.orphansReleased,
           logger: this.logger,
         })
       : null;
+    // Checked before anything listens: a bad token setting must not leave the API open.
+    const tokens = TokenSet.fromConfig(config);
+    this.history = new QueueHistory(this.fleet, () => this.controller?.snapshot() ?? []);
+    const runtime = this.runtime;
+    const control = this.apiControl();
     const httpOptions = {
       host: config.http.host,
       port: config.http.port,
       logger: this.logger,
       health: () => this.health(),
-      plugins: metrics ? [metrics.route] : [],
+      plugins: [
+        ...(metrics ? [metrics.route] : []),
+        (app: FastifyInstance) =>
+          registerApi(app, { runtime, control, tokens, logger: this.logger }),
+        webPageRoutes,
+      ],
     };
     this.http = await createHttpServer(httpOptions);
     this.address = await listen(this.http, httpOptions);
 
+    await this.control.start();
     await this.fleet.start();
     this.controller.start();
+    this.history.start();
     this.retention = new RetentionSweeper(this.runtime, this.logger);
     this.retention.start();
   }
@@ -174,6 +205,7 @@ export class Supervisor {
       logger: this.logger,
       maxMemoryMb: this.config.supervisor.maxMemoryMb,
       maxTasks: this.config.supervisor.maxTasks,
+      shutdownTimeoutSeconds: this.options.shutdownTimeoutSeconds,
     });
   }
 
@@ -189,8 +221,11 @@ export class Supervisor {
     this.logger.info('fleet resumed');
   }
 
-  /** SIGHUP: applies a changed configuration file, or keeps the old one if the new one is broken. */
-  reload(): void {
+  /**
+   * SIGHUP: applies a changed configuration file, or keeps the old one if the new one is broken.
+   * Returns whether the file was applied.
+   */
+  reload(): boolean {
     let next: TaskqConfig;
     try {
       next = loadConfig(this.options.load);
@@ -203,7 +238,7 @@ export class Supervisor {
         { problems },
         'configuration reload refused; the running configuration stays',
       );
-      return;
+      return false;
     }
     const known = new Set(this.config.queues.map((queue) => queue.name));
     const added = next.queues.filter((queue) => !known.has(queue.name)).map((queue) => queue.name);
@@ -228,6 +263,88 @@ export class Supervisor {
       },
       'configuration reloaded',
     );
+    return true;
+  }
+
+  /** The supervisor as the REST API sees it. */
+  private apiControl(): SupervisorControl {
+    return {
+      fleet: (): FleetView => ({
+        pid: process.pid,
+        isolation: this.options.isolation,
+        paused: this.fleet?.isPaused ?? false,
+        stopping: this.stopping !== null,
+        workers: this.fleet?.status() ?? [],
+      }),
+      pauseFleet: (actor) => {
+        this.logger.info({ actor }, 'pause asked through the API');
+        this.pause();
+      },
+      resumeFleet: (actor) => {
+        this.logger.info({ actor }, 'resume asked through the API');
+        this.resume();
+      },
+      queues: () =>
+        (this.controller?.snapshot() ?? []).map((queue) => ({
+          name: queue.name,
+          broker: queue.broker,
+          weight: { configured: queue.configuredWeight, effective: queue.effectiveWeight },
+          waiting: queue.waiting,
+          inFlight: queue.inFlight,
+          running: queue.running,
+          paused: false,
+          history: this.history?.of(queue.name) ?? [],
+        })),
+      setQueueWeight: (name, weight, actor) => {
+        const write = this.configWrites.then(() => this.writeQueueWeight(name, weight, actor));
+        this.configWrites = write.catch(() => undefined);
+        return write;
+      },
+    };
+  }
+
+  /**
+   * Writes a queue's weight into the configuration file, changing only that number, checks the
+   * new file as a whole, and applies it as SIGHUP does.
+   */
+  private async writeQueueWeight(name: string, weight: number, actor: string): Promise<void> {
+    const { file } = configFilePath(this.options.load);
+    const text = await fs.readFile(file, 'utf8').catch(() => null);
+    if (text === null) {
+      throw new ApiError(
+        409,
+        'NO_CONFIG_FILE',
+        `The supervisor runs on the built-in configuration: there is no file (${file}) to write the weight to. Create one with taskq init`,
+      );
+    }
+    let changed: string;
+    try {
+      changed = setQueueWeightInText(text, name, weight);
+    } catch (error) {
+      throw new ApiError(409, 'CONFIG_NOT_WRITABLE', `${file}: ${(error as Error).message}`);
+    }
+    const temporary = `${file}.${process.pid}.tmp`;
+    await fs.writeFile(temporary, changed);
+    try {
+      loadConfig({ ...this.options.load, configPath: temporary });
+    } catch (error) {
+      await fs.rm(temporary, { force: true });
+      const problems = error instanceof ConfigError ? error.problems : [];
+      throw new ApiError(
+        409,
+        'CONFIG_INVALID',
+        `The configuration with this weight is refused: ${(error as Error).message}`,
+        { problems },
+      );
+    }
+    await fs.rename(temporary, file);
+    this.logger.info({ actor, queue: name, weight, file }, 'queue weight changed through the API');
+    if (!this.reload())
+      throw new ApiError(
+        409,
+        'CONFIG_INVALID',
+        `${file} was written but could not be applied; see the supervisor's log`,
+      );
   }
 
   /** Drains the fleet and stops; a second call returns the same promise. */
@@ -250,6 +367,7 @@ export class Supervisor {
       'draining: no new tasks; running ones get the timeout to finish',
     );
     this.controller?.stop();
+    this.history?.stop();
     const before = this.totalReleased();
     const summary = await this.fleet?.stop(signal, timeout);
     await this.pendingReleases;
@@ -270,6 +388,7 @@ export class Supervisor {
   private async closeParts(): Promise<void> {
     await this.retention?.stop();
     await this.http?.close().catch(() => undefined);
+    await this.control?.close();
     await this.runtime?.close();
   }
 
@@ -306,15 +425,21 @@ export class Supervisor {
 
   health(): unknown {
     const workers = this.fleet?.status() ?? [];
+    const queues = this.controller?.snapshot() ?? [];
+    const isPaused = (queue: string) => this.control?.isPaused(queue) ?? false;
     return {
       status: this.stopping ? 'stopping' : 'ok',
       pid: process.pid,
       isolation: this.options.isolation,
+      // The fleet's pause (SIGUSR2), apart from the queue pauses kept in the database.
       paused: this.fleet?.isPaused ?? false,
+      pausedQueues: queues.filter((queue) => isPaused(queue.name)).map((queue) => queue.name),
+      queuePauses: this.control?.pausedQueues ?? { all: null, queues: [] },
       strategy: this.config.strategy,
       workers,
-      queues: (this.controller?.snapshot() ?? []).map((queue) => ({
+      queues: queues.map((queue) => ({
         name: queue.name,
+        paused: isPaused(queue.name),
         broker: queue.broker,
         weight: { configured: queue.configuredWeight, effective: queue.effectiveWeight },
         waiting: queue.waiting,

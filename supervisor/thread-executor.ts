@@ -16,6 +16,8 @@ const THREAD_ENTRY = fileURLToPath(new URL('../workers/thread-entry.js', import.
  */
 export class ThreadExecutor implements Executor {
   private readonly pool: Piscina<ThreadTask, unknown>;
+  /** Per running task, what ends its thread: piscina terminates a thread whose task is aborted. */
+  private readonly terminators = new Map<string, AbortController>();
 
   constructor(
     private readonly handlersModule: string,
@@ -39,6 +41,8 @@ export class ThreadExecutor implements Executor {
     port1.on('message', (request: ThreadRequest) => void this.serve(port1, request, context));
     const onAbort = () => port1.postMessage({ kind: 'abort' });
     context.signal.addEventListener('abort', onAbort, { once: true });
+    const terminator = new AbortController();
+    this.terminators.set(context.taskId, terminator);
     try {
       const task: ThreadTask = {
         handlers: this.handlersModule,
@@ -49,11 +53,23 @@ export class ThreadExecutor implements Executor {
         queue: context.queue,
         port: port2,
       };
-      return await this.pool.run(task, { transferList: [port2] });
+      return await this.pool.run(task, { transferList: [port2], signal: terminator.signal });
     } finally {
+      this.terminators.delete(context.taskId);
       context.signal.removeEventListener('abort', onAbort);
       port1.close();
     }
+  }
+
+  /**
+   * Ends the thread that runs a task whose handler ignores its AbortSignal; piscina starts a
+   * new thread in its place. Returns false when no thread runs the task.
+   */
+  terminate(taskId: string): boolean {
+    const terminator = this.terminators.get(taskId);
+    if (!terminator) return false;
+    terminator.abort(new Error('the handler ignored its cancel; its thread was ended'));
+    return true;
   }
 
   private async serve(

@@ -70,6 +70,20 @@ export class ThreadFleet extends EventEmitter<FleetEvents> implements Fleet {
     this.worker.setWeights(new Map(message.weights));
   }
 
+  heldTaskIds(): string[] {
+    return this.worker.holdings().map((task) => task.id);
+  }
+
+  holds(taskId: string): boolean {
+    return this.worker.holds(taskId);
+  }
+
+  recycleHolder(taskId: string): boolean {
+    if (!this.executor.terminate(taskId)) return false;
+    this.emit('restart', 'recycle');
+    return true;
+  }
+
   runningByQueue(): Map<string, number> {
     const running = new Map<string, number>();
     for (const task of this.worker.holdings())

@@ -59,6 +59,14 @@ export class WeightController {
   update(queues: QueueConfig[]): void {
     this.queues = queues;
     this.effective = new Map(queues.map((queue) => [queue.name, queue.weight]));
+    // The views show the new weights at once; depths stay as last read until the next tick.
+    const before = new Map(this.views.map((view) => [view.name, view]));
+    this.views = queues.map((queue) => {
+      const view = before.get(queue.name);
+      const counts =
+        view?.waiting != null ? { waiting: view.waiting, inFlight: view.inFlight ?? 0 } : null;
+      return this.view(queue, counts, view?.running ?? 0);
+    });
     this.publish(new Map(this.effective));
     void this.tick();
   }

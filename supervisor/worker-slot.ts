@@ -153,10 +153,20 @@ export class WorkerSlot extends EventEmitter<SlotEvents> {
     if (this.alive) this.child!.kill(signal);
   }
 
-  /** Drains the current process and starts a new one in its place (not counted as a crash). */
-  recycle(reason: 'recycle' | 'unresponsive'): void {
+  /**
+   * Drains the current process and starts a new one in its place (not counted as a crash);
+   * with `killAfterSeconds`, a process still alive that long after is killed.
+   */
+  recycle(reason: 'recycle' | 'unresponsive', killAfterSeconds?: number): void {
     this.nextExitReason = reason;
     this.signal(reason === 'unresponsive' ? 'SIGKILL' : 'SIGTERM');
+    const child = this.child;
+    if (killAfterSeconds === undefined || !child) return;
+    const timer = setTimeout(() => {
+      if (this.child === child && this.alive) this.signal('SIGKILL');
+    }, killAfterSeconds * 1000);
+    timer.unref();
+    child.once('exit', () => clearTimeout(timer));
   }
 
   /** Stops for good: no restart after the process exits. Resolves when it has. */

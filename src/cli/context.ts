@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 
 import { BUILT_IN_CONFIG, configFilePath, loadConfig, readConfigFile } from '../config/load.js';
@@ -66,6 +67,17 @@ export async function rewriteConfigFile(
   await fs.writeFile(temporary, `${JSON.stringify(raw, null, 2)}\n`);
   await fs.rename(temporary, file);
   return file;
+}
+
+/** Who acts from this command line, for the task log's events: `cli:<user>@<host>`. */
+export function cliActor(): string {
+  let user = process.env.USER ?? 'unknown';
+  try {
+    user = os.userInfo().username;
+  } catch {
+    // No passwd entry (a container's arbitrary uid): the environment's name stays.
+  }
+  return `cli:${user}@${os.hostname()}`;
 }
 
 /** Prints rows as an aligned table for people. */

@@ -6,6 +6,7 @@ import { associateCommand } from './commands/associate.js';
 import { enqueueCommand } from './commands/enqueue.js';
 import { initCommand } from './commands/init.js';
 import { logCommand } from './commands/log.js';
+import { pauseCommands } from './commands/pause.js';
 import { stuckCommand } from './commands/stuck.js';
 import { workerCommand } from './commands/worker.js';
 import type { GlobalArgs } from './context.js';
@@ -29,15 +30,16 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
       type: 'boolean',
       describe: 'Readable log lines instead of JSON',
     }) as Argv<GlobalArgs>;
-  for (const add of [
+  const commands = [
     initCommand,
     enqueueCommand,
     associateCommand,
     workerCommand,
     logCommand,
     stuckCommand,
-  ])
-    cli = add(cli) as Argv<GlobalArgs>;
+    pauseCommands,
+  ];
+  for (const add of commands) cli = add(cli) as Argv<GlobalArgs>;
   return cli
     .demandCommand(1, 'Name a command; see taskq --help')
     .strict()

@@ -46,8 +46,9 @@ export const DEFAULTS = {
     heartbeatTimeoutSeconds: 10,
     maxMemoryMb: null,
     maxTasks: null,
+    cancelGraceSeconds: 10,
   } satisfies SupervisorConfig,
-  http: { host: '127.0.0.1', port: 9464 } satisfies HttpConfig,
+  http: { host: '127.0.0.1', port: 9464, tokens: [] } satisfies HttpConfig,
   metrics: { enabled: true, stuckAfterSeconds: 300 } satisfies MetricsConfig,
   retention: {
     finishedDays: null,
@@ -64,4 +65,7 @@ export const SQS_MAX_RECEIVE = 10;
 
 /** Names of queues and schemas: they end up in SQL identifiers and SQS queue names. */
 export const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,79}$/;
+/** Shortest token the configuration accepts: a guessable token is no protection. */
+export const MIN_TOKEN_LENGTH = 16;
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

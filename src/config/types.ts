@@ -84,6 +84,11 @@ export interface SupervisorConfig {
   maxMemoryMb: number | null;
   /** A worker that has run this many tasks is drained and replaced; null for no limit. */
   maxTasks: number | null;
+  /**
+   * How long the handler of a task cancelled while it runs may ignore its AbortSignal before
+   * the supervisor recycles the worker (or, with thread isolation, the thread) that runs it.
+   */
+  cancelGraceSeconds: number;
 }
 
 export interface MetricsConfig {
@@ -93,10 +98,26 @@ export interface MetricsConfig {
   stuckAfterSeconds: number;
 }
 
+/** Who may call the REST API: admins see and do everything, users only their own tasks. */
+export const API_ROLES = ['admin', 'user'] as const;
+export type ApiRole = (typeof API_ROLES)[number];
+
+/** A bearer token of the REST API, given in the file or read from an environment variable. */
+export interface HttpTokenConfig {
+  token: string | null;
+  /** Name of an environment variable holding the token, read when the server starts. */
+  tokenEnv: string | null;
+  /** Owner of the tasks this token enqueues, and the only owner a `user` token sees. */
+  owner: string;
+  role: ApiRole;
+}
+
 export interface HttpConfig {
   /** 127.0.0.1 unless set otherwise. */
   host: string;
   port: number;
+  /** Bearer tokens of the REST API; none leaves it read-only, and on loopback only. */
+  tokens: HttpTokenConfig[];
 }
 
 export interface RetentionConfig {

@@ -2,12 +2,21 @@ import path from 'node:path';
 
 import { ConfigError } from '../errors.js';
 import { Checker, describeValue, isPlainObject } from './checker.js';
-import { DEFAULTS, NAME_PATTERN, SCHEMA_PATTERN, SQS_MAX_RECEIVE } from './defaults.js';
 import {
+  DEFAULTS,
+  ENV_NAME_PATTERN,
+  MIN_TOKEN_LENGTH,
+  NAME_PATTERN,
+  SCHEMA_PATTERN,
+  SQS_MAX_RECEIVE,
+} from './defaults.js';
+import {
+  API_ROLES,
   BROKER_TYPES,
   STRATEGIES,
   type BrokerOptions,
   type DatabaseConfig,
+  type HttpTokenConfig,
   type QueueConfig,
   type TaskqConfig,
 } from './types.js';
@@ -389,6 +398,7 @@ function checkSupervisor(check: Checker, value: unknown): TaskqConfig['superviso
     'heartbeatTimeoutSeconds',
     'maxMemoryMb',
     'maxTasks',
+    'cancelGraceSeconds',
   ];
   const v = check.section('supervisor', value, keys);
   const d = DEFAULTS.supervisor;
@@ -419,11 +429,17 @@ function checkSupervisor(check: Checker, value: unknown): TaskqConfig['superviso
     ),
     maxMemoryMb: optional('maxMemoryMb', 16),
     maxTasks: optional('maxTasks', 1),
+    cancelGraceSeconds: check.number(
+      'supervisor.cancelGraceSeconds',
+      v.cancelGraceSeconds,
+      d.cancelGraceSeconds,
+      { min: 0.1, max: 86400 },
+    ),
   };
 }
 
 function checkHttp(check: Checker, value: unknown): TaskqConfig['http'] {
-  const v = check.section('http', value, ['host', 'port']);
+  const v = check.section('http', value, ['host', 'port', 'tokens']);
   return {
     host: check.string('http.host', v.host, DEFAULTS.http.host),
     port: check.number('http.port', v.port, DEFAULTS.http.port, {
@@ -431,6 +447,51 @@ function checkHttp(check: Checker, value: unknown): TaskqConfig['http'] {
       max: 65535,
       integer: true,
     }),
+    tokens: checkTokens(check, v.tokens),
+  };
+}
+
+function checkTokens(check: Checker, value: unknown): HttpTokenConfig[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    check.problem(
+      'http.tokens',
+      'must be a list of tokens such as [{"tokenEnv": "TASKQ_ADMIN_TOKEN", "owner": "ops", ' +
+        `"role": "admin"}] (got ${describeValue(value)})`,
+    );
+    return [];
+  }
+  return value.map((item, index) => checkToken(check, `http.tokens[${index}]`, item));
+}
+
+function checkToken(check: Checker, at: string, value: unknown): HttpTokenConfig {
+  const t = check.section(at, value, ['token', 'tokenEnv', 'owner', 'role']);
+  const token =
+    t.token === undefined
+      ? null
+      : check.string(`${at}.token`, t.token, '', {
+          pattern: new RegExp(`^.{${MIN_TOKEN_LENGTH},}$`, 's'),
+          hint: `a secret of at least ${MIN_TOKEN_LENGTH} characters`,
+        }) || null;
+  const tokenEnv =
+    t.tokenEnv === undefined
+      ? null
+      : check.string(`${at}.tokenEnv`, t.tokenEnv, '', {
+          pattern: ENV_NAME_PATTERN,
+          hint: 'the name of an environment variable, such as TASKQ_ADMIN_TOKEN',
+        }) || null;
+  if (t.token !== undefined && t.tokenEnv !== undefined)
+    check.problem(`${at}.token`, 'cannot be given together with tokenEnv; keep one of the two');
+  if (isPlainObject(value) && t.token === undefined && t.tokenEnv === undefined)
+    check.problem(at, 'needs "token" or "tokenEnv" (the name of a variable holding the token)');
+  if (isPlainObject(value) && t.owner === undefined) check.problem(`${at}.owner`, 'is required');
+  if (isPlainObject(value) && t.role === undefined)
+    check.problem(`${at}.role`, `is required: one of ${API_ROLES.join(', ')}`);
+  return {
+    token,
+    tokenEnv,
+    owner: check.string(`${at}.owner`, t.owner, ''),
+    role: check.oneOf(`${at}.role`, t.role, API_ROLES, 'user'),
   };
 }
 

@@ -89,9 +89,29 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tasks_rerun_of ON ${s}.tasks (rerun_of) WHERE rerun_of IS NOT NULL;
     `,
   },
+  {
+    version: 3,
+    name: 'queue pauses',
+    sql: (s) => `
+      CREATE TABLE ${s}.queue_pauses (
+        queue text PRIMARY KEY,
+        paused_at timestamptz NOT NULL DEFAULT now(),
+        paused_by text NOT NULL
+      );
+      CREATE TABLE ${s}.queue_pause_events (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        queue text NOT NULL,
+        action text NOT NULL CHECK (action IN ('paused', 'resumed')),
+        actor text NOT NULL
+      );
+    `,
+  },
 ];
 
-export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+/** The versions of every step, in the order they apply. */
+export const MIGRATION_VERSIONS: readonly number[] = MIGRATIONS.map((step) => step.version);
+export const LATEST_VERSION = Math.max(...MIGRATION_VERSIONS);
 
 /**
  * Brings the task log's schema up to date. Safe when several processes run it at once: a

@@ -18,6 +18,8 @@ export interface FleetReadings {
   ages(queues: readonly string[]): Promise<Map<string, QueueAges>>;
   workerStates(): readonly string[];
   paused(): boolean;
+  /** Whether a queue is paused in the database (taskq pause). */
+  queuePaused(queue: string): boolean;
   restarts(): Readonly<Record<string, number>>;
   orphansReleased(): ReadonlyMap<string, number>;
   /** A reading that failed; its metrics are left out of this scrape. */
@@ -134,6 +136,16 @@ function registerWorkerMetrics(
     registers,
     collect() {
       this.set(readings.paused() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'taskq_queue_paused',
+    help: '1 while the queue is paused in the database (taskq pause), else 0.',
+    labelNames: ['queue'],
+    registers,
+    collect() {
+      this.reset();
+      for (const queue of queueNames()) this.set({ queue }, readings.queuePaused(queue) ? 1 : 0);
     },
   });
   // The supervisor keeps these totals; a scrape copies them, so both start at 0 for every label.

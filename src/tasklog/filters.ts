@@ -27,6 +27,8 @@ export interface TaskFilter {
   labelContains?: string;
   createdAfter?: Date;
   createdBefore?: Date;
+  /** Only the children of this task. */
+  parentId?: string;
 }
 
 export interface ListOptions extends TaskFilter {
@@ -91,6 +93,7 @@ export function filterSql(filter: TaskFilter, values: unknown[] = []): SqlFilter
   if (filter.labelContains) add((p) => `label ILIKE ${p}`, `%${escapeLike(filter.labelContains)}%`);
   if (filter.createdAfter) add((p) => `created_at > ${p}`, filter.createdAfter);
   if (filter.createdBefore) add((p) => `created_at < ${p}`, filter.createdBefore);
+  if (filter.parentId !== undefined) add((p) => `parent_id = ${p}::uuid`, filter.parentId);
   return { clause: where.length ? `WHERE ${where.join(' AND ')}` : '', values };
 }
 

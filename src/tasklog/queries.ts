@@ -1,9 +1,17 @@
 import type pg from 'pg';
 
+import { notifyControl } from '../database/control-channel.js';
 import { TaskNotFoundError, TransitionRefusedError } from '../errors.js';
 import { isUuid } from '../tasks/message.js';
 import type { Report } from '../tasks/report.js';
-import { checkListOptions, COUNT_CAP, filterSql, orderSql, type ListOptions } from './filters.js';
+import {
+  checkListOptions,
+  COUNT_CAP,
+  filterSql,
+  orderSql,
+  type ListOptions,
+  type TaskFilter,
+} from './filters.js';
 import { removeResultFiles, type ResultFile } from './result-files.js';
 import { stuckTasks, type StuckFilter, type StuckTask } from './stuck.js';
 import {
@@ -211,6 +219,12 @@ export class TaskLogQueries {
    * index in the sort order and stops at `offset + limit` rows; the count stops at COUNT_CAP.
    */
   async list(options: ListOptions): Promise<TaskPage> {
+    const [tasks, counted] = await Promise.all([this.page(options), this.count(options)]);
+    return { tasks, ...counted };
+  }
+
+  /** The tasks of one page of a listing, without the count. */
+  async page(options: ListOptions): Promise<TaskRecord[]> {
     checkListOptions(options);
     const { clause, values } = filterSql(options);
     const n = values.length;
@@ -219,16 +233,19 @@ export class TaskLogQueries {
        ${orderSql(options)} LIMIT $${n + 1} OFFSET $${n + 2}`,
       [...values, options.limit, options.offset],
     );
+    return rows.map(toRecord);
+  }
+
+  /** How many tasks match a filter, counted up to COUNT_CAP. */
+  async count(filter: TaskFilter): Promise<Omit<TaskPage, 'tasks'>> {
+    const { clause, values } = filterSql(filter);
+    const n = values.length;
     const count = await this.pool.query<{ total: string }>(
       `SELECT count(*) AS total FROM (SELECT 1 FROM ${this.schema}.tasks ${clause} LIMIT $${n + 1}) AS page`,
       [...values, COUNT_CAP + 1],
     );
     const total = Number(count.rows[0]?.total ?? 0);
-    return {
-      tasks: rows.map(toRecord),
-      total: Math.min(total, COUNT_CAP),
-      totalExact: total <= COUNT_CAP,
-    };
+    return { total: Math.min(total, COUNT_CAP), totalExact: total <= COUNT_CAP };
   }
 
   /** Tasks of one queue that have not moved for `ageSeconds`: see src/tasklog/stuck.ts. */
@@ -348,7 +365,7 @@ export class TaskLogQueries {
   ): Promise<TaskRecord> {
     if (!isUuid(id)) throw new TaskNotFoundError(id);
     const s = this.schema;
-    const { rows } = await this.pool.query<{ id: string }>(
+    const { rows } = await this.pool.query<{ id: string; previous: TaskStatus }>(
       `WITH target AS (
          SELECT id, status FROM ${s}.tasks
          WHERE id = $1 AND ($6::text IS NULL OR owner = $6) FOR UPDATE
@@ -366,10 +383,13 @@ export class TaskLogQueries {
                   'attempt', attempts, 'worker', worker, 'startedAt', started_at) END
          FROM changed
        )
-       SELECT id FROM changed`,
+       SELECT id, previous FROM changed`,
       [id, to, allowed, kind, scope.actor, scope.owner ?? null],
     );
     if (rows.length === 0) throw new TransitionRefusedError(refusal(await this.get(id, scope)));
+    // The worker that runs it hears of it at once and aborts its handler.
+    if (rows[0]!.previous === 'running')
+      await notifyControl(this.pool, { schema: this.schema, kind: 'cancel', taskId: id });
     // A cancelled or archived child counts as ended: its parent may be done now.
     await new TaskLog(this.pool, this.schema).resolveParents([id], scope.actor);
     return this.get(id);

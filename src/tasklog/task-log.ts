@@ -288,8 +288,11 @@ export class TaskLog {
 
   /**
    * Ends the parents among `ids` (or the parents of `ids`) that wait in child_running for
-   * children that have all ended: failed if a child failed, completed otherwise. A cancelled or
-   * archived child counts as ended, so a parent never waits forever.
+   * children that have all ended. A cancelled or archived child counts as ended, so a parent
+   * never waits forever. The parent fails if a child failed or was cancelled (its work was not
+   * all done), and its report then says how many; otherwise it completes. An archived child
+   * does not change the outcome: archiving removes a task from view, it says nothing of how the
+   * task went.
    *
    * Each parent is locked first and its children counted in a statement of their own, so that
    * of two children ending at once, the later one to get here sees both ended.
@@ -308,20 +311,30 @@ export class TaskLog {
       if (parents.length === 0) return [];
       const { rows } = await client.query<{ id: string }>(
         `WITH ready AS (
-           SELECT p.id, bool_or(c.status = 'failed') AS failed
+           SELECT p.id, count(*) AS total,
+                  count(*) FILTER (WHERE c.status = 'failed') AS failed,
+                  count(*) FILTER (WHERE c.status = 'cancelled') AS cancelled
            FROM ${s}.tasks p JOIN ${s}.tasks c ON c.parent_id = p.id
            WHERE p.id = ANY($1::uuid[])
            GROUP BY p.id
            HAVING bool_and(c.status IN ('completed', 'failed', 'cancelled', 'archived'))
          ), ended AS (
            UPDATE ${s}.tasks t
-           SET status = CASE WHEN ready.failed THEN 'failed' ELSE 'completed' END,
+           SET status = CASE WHEN ready.failed + ready.cancelled > 0 THEN 'failed' ELSE 'completed' END,
+               report = CASE WHEN ready.failed + ready.cancelled = 0 THEN t.report
+                        ELSE jsonb_build_object(
+                          'type', 'error',
+                          'message', format('%s of %s child task(s) failed and %s were cancelled',
+                                            ready.failed, ready.total, ready.cancelled),
+                          'children', jsonb_build_array(t.report)) END,
                finished_at = now(), updated_at = now(), progress = 1
            FROM ready WHERE t.id = ready.id
-           RETURNING t.id, t.status
+           RETURNING t.id, t.status, ready.total, ready.failed, ready.cancelled
          ), events AS (
            INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
-           SELECT id, 'children-ended', 'child_running', status, $2, NULL FROM ended
+           SELECT id, 'children-ended', 'child_running', status, $2,
+                  jsonb_build_object('children', total, 'failed', failed, 'cancelled', cancelled)
+           FROM ended
          )
          SELECT id FROM ended`,
         [parents.map((parent) => parent.id), actor],
@@ -360,7 +373,10 @@ export class TaskLog {
     return rows.map((row) => row.id);
   }
 
-  /** Fails a task that cannot run at all (unknown handler, unreadable message, too many attempts). */
+  /**
+   * Fails a task that cannot run at all (unknown handler, unreadable message, too many
+   * attempts); a parent waiting for it may end with it.
+   */
   async failWithoutRunning(id: string, report: Report, actor: string): Promise<void> {
     const s = this.schema;
     await this.pool.query(
@@ -373,6 +389,18 @@ export class TaskLog {
        INSERT INTO ${s}.events (task_id, kind, to_status, actor, detail)
        SELECT id, 'finished', 'failed', $3, jsonb_build_object('reason', $2::jsonb->>'message') FROM failed`,
       [id, JSON.stringify(report), actor],
+    );
+    await this.resolveParents([id], actor);
+  }
+
+  /**
+   * Notes when the handler of a task cancelled while it ran actually stopped (it returned after
+   * its AbortSignal fired, or its worker was recycled), in the task's events.
+   */
+  async recordStopped(id: string, actor: string, detail: Record<string, unknown>): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO ${this.schema}.events (task_id, kind, actor, detail) VALUES ($1, 'stopped', $2, $3)`,
+      [id, actor, JSON.stringify(detail)],
     );
   }
 

@@ -11,6 +11,7 @@ import { errorReport, report, type Report } from '../tasks/report.js';
 import type { Outcome, StartResult } from '../tasklog/task-log.js';
 import { CancelAbort, runAttempt, ShutdownAbort, type AttemptDeps } from './attempt.js';
 import { Batcher } from './batcher.js';
+import { WorkerControl, type Controllable } from './control.js';
 import { inlineExecutor, type Executor } from './executor.js';
 
 export const WORKER_STATES = ['starting', 'running', 'paused', 'stopping', 'stopped'] as const;
@@ -61,6 +62,8 @@ interface ActiveTask {
   leasedAt: number;
   /** Given back to the broker; a late outcome must not touch the message any more. */
   released: boolean;
+  /** When an operator's cancel reached it; its message is acknowledged then. */
+  cancelledAt: number | null;
 }
 
 /** How a task left the worker: its outcome, or released back to its queue, or lost to an error. */
@@ -96,7 +99,7 @@ export interface WorkerEvents {
  * compare-and-set for the batch), runs them, records their outcomes in batches and only then
  * acknowledges or releases their messages.
  */
-export class Worker extends EventEmitter<WorkerEvents> {
+export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
   readonly id: string;
   private state: WorkerState = 'starting';
   private readonly queues: string[];
@@ -121,6 +124,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private finished = 0;
   private launched = 0;
   private paused: boolean;
+  /** Queues paused in the database (taskq pause), apart from the pause of the whole worker. */
+  private pausedQueues: ReadonlySet<string> | 'all' = new Set();
   private wake: () => void = () => {};
   private stopRequested = false;
   private runPromise: Promise<void> | undefined;
@@ -197,6 +202,32 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.wake();
   }
 
+  /** No task starts on these queues ('all': on any) until they are resumed; running ones finish. */
+  setPausedQueues(queues: ReadonlySet<string> | 'all'): void {
+    this.pausedQueues = queues;
+    this.wake();
+  }
+
+  holds(id: string): boolean {
+    return this.active.has(id);
+  }
+
+  /**
+   * A task cancelled in the task log while it runs here: its handler is told to stop and its
+   * message is acknowledged at once, so that it is never delivered again. The task keeps its
+   * slot until the handler returns (or its worker is recycled), and what it returns is ignored.
+   */
+  async cancelRunning(id: string): Promise<void> {
+    const task = this.active.get(id);
+    if (!task || task.released || task.runSeconds !== null) return;
+    task.released = true;
+    task.cancelledAt = Date.now();
+    task.abort.abort(new CancelAbort());
+    await this.ack(task).catch((error) =>
+      this.logger.warn({ err: error, taskId: id }, 'could not acknowledge a cancelled task'),
+    );
+  }
+
   /** Changes the weights the selector uses (the supervisor's weight controller calls this). */
   setWeights(weights: ReadonlyMap<string, number>): void {
     this.weights = weights;
@@ -255,15 +286,19 @@ export class Worker extends EventEmitter<WorkerEvents> {
     );
     const heartbeat = setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs());
     heartbeat.unref();
+    const control = new WorkerControl(this.runtime, this, this.logger);
     if (!this.stopRequested) this.setState(this.paused ? 'paused' : 'running');
 
     try {
+      // The queue pauses are read before the first receive, so that none starts a paused task.
+      await control.start();
       while (!this.stopRequested && this.launched < this.limit) await this.step();
       while (this.active.size > 0 || this.reserved > 0) await this.waitForChange(1000);
       await this.finishBatcher.idle();
       for (const batcher of this.ackBatchers.values()) await batcher.idle();
     } finally {
       clearInterval(heartbeat);
+      await control.close();
       for (const off of unsubscribe) off();
       this.setState('stopped');
     }
@@ -280,6 +315,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     // of its share. When it is the pick, the worker waits for that receive.
     const candidates = this.queues.filter(
       (queue) =>
+        !this.queuePaused(queue) &&
         (!this.receiving.has(queue) || this.backlogged.has(queue)) &&
         (this.idleUntil.get(queue) ?? 0) <= now,
     );
@@ -349,7 +385,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.idleStreak.delete(queue);
     this.selector.charge(queue, messages.length);
 
-    if (this.paused || this.stopRequested) {
+    if (this.paused || this.stopRequested || this.queuePaused(queue)) {
       await broker.release(messages, 0);
       return [];
     }
@@ -387,7 +423,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     if (valid.length === 0) return;
 
-    if (this.paused || this.stopRequested) {
+    const queue = valid[0]!.received.queue;
+    if (this.paused || this.stopRequested || this.queuePaused(queue)) {
       // Paused while the messages were on their way: they go back untouched.
       await broker.release(
         valid.map((entry) => entry.received),
@@ -430,8 +467,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const task = await this.admit(broker, entry.received, entry.message, results[index]!);
       if (task) started.push(task);
     }
-    if (this.paused || this.stopRequested) {
-      await this.giveBack(started, this.paused ? 'paused before the task started' : 'stopping');
+    if (this.paused || this.stopRequested || this.queuePaused(queue)) {
+      const reason = this.stopRequested ? 'stopping' : 'paused before the task started';
+      await this.giveBack(started, reason);
       return;
     }
     const byId = new Map(results.map((result) => [result.id, result]));
@@ -476,6 +514,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       runSeconds: null,
       leasedAt: Date.now(),
       released: false,
+      cancelledAt: null,
     };
     this.active.set(message.id, task);
     const waitSeconds = result.availableAt
@@ -513,6 +552,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       };
     }
     task.runSeconds = (performance.now() - started) / 1000;
+    if (task.cancelledAt !== null) return this.stoppedAfterCancel(task);
     if (task.released) return this.forget(task, 'released');
     if (task.abort.signal.reason instanceof ShutdownAbort) {
       // Aborted because the worker stops: the task did not fail, it runs again elsewhere.
@@ -547,6 +587,19 @@ export class Worker extends EventEmitter<WorkerEvents> {
       );
     }
     this.forget(task, ended);
+  }
+
+  /** The handler of a cancelled task returned: the task log notes when, and the slot is free. */
+  private async stoppedAfterCancel(task: ActiveTask): Promise<void> {
+    const afterSeconds = (Date.now() - task.cancelledAt!) / 1000;
+    await this.runtime.taskLog
+      .recordStopped(task.message.id, this.id, { afterSeconds, how: 'the handler returned' })
+      .catch((error) => this.logger.warn({ err: error }, 'could not record a stopped task'));
+    this.forget(task, 'cancelled');
+  }
+
+  private queuePaused(queue: string): boolean {
+    return this.pausedQueues === 'all' || this.pausedQueues.has(queue);
   }
 
   /** Acks go out in batches per broker, like the outcomes before them. */
@@ -672,6 +725,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
       tasks.filter((task) => this.active.has(task.message.id)),
       reason,
     );
+    // Cancelled tasks whose handlers ignore their signal: their messages are acknowledged
+    // already, and the worker stops without waiting for them.
+    for (const task of this.active.values())
+      if (task.cancelledAt !== null) this.forget(task, 'cancelled');
   }
 
   private async giveBack(candidates: ActiveTask[], reason: string): Promise<void> {
@@ -696,7 +753,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private untilDrained(signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       const check = () => {
-        if (this.active.size === 0 || signal.aborted) {
+        // A cancelled task whose handler ignores its signal does not hold the drain up.
+        const running = [...this.active.values()].filter((task) => task.cancelledAt === null);
+        if (running.length === 0 || signal.aborted) {
           this.drained.off('change', check);
           signal.removeEventListener('abort', check);
           resolve();

@@ -81,7 +81,11 @@ test('the choices the validator offers are the ones the schema lists', () => {
   const fromSchema = schemaChoices(settings);
   const fromValidator = walkValidator(MINIMAL).choices;
 
-  assert.deepEqual([...fromValidator.keys()].sort(), ['queues[0].broker.type', 'strategy']);
+  assert.deepEqual([...fromValidator.keys()].sort(), [
+    'http.tokens[0].role',
+    'queues[0].broker.type',
+    'strategy',
+  ]);
   for (const [at, choices] of fromValidator)
     assert.deepEqual(fromSchema.get(at), [...choices].sort(), `choices of ${at}`);
 });
@@ -136,7 +140,13 @@ test("the schema's defaults are the ones the validator fills in (src/config/defa
 });
 
 test('every optional setting states a default, unless it depends on others', () => {
-  const dependsOnOthers = ['$schema', 'defaultQueue'];
+  // A token entry takes exactly one of token and tokenEnv.
+  const dependsOnOthers = [
+    '$schema',
+    'defaultQueue',
+    'http.tokens[0].token',
+    'http.tokens[0].tokenEnv',
+  ];
   const missing = settings
     .filter((setting) => !setting.required && !('default' in setting.schema))
     .filter((setting) => setting.schema.type !== 'object' || !setting.schema.properties)

@@ -9,9 +9,13 @@ export type RawConfig = Record<string, unknown>;
 
 /**
  * A small configuration the validator accepts, everything but the queues defaulted. The second
- * queue lets the first one's weight be 0 (one queue of weight 0 could run nothing).
+ * queue lets the first one's weight be 0 (one queue of weight 0 could run nothing). The token
+ * gives the settings inside a token entry a valid entry around them.
  */
-export const MINIMAL: RawConfig = { queues: [{ name: 'default' }, { name: 'spare' }] };
+export const MINIMAL: RawConfig = {
+  queues: [{ name: 'default' }, { name: 'spare' }],
+  http: { tokens: [{ tokenEnv: 'TASKQ_ADMIN_TOKEN', owner: 'ops', role: 'admin' }] },
+};
 
 export const CONTEXT: ValidateContext = {
   source: 'test.json',

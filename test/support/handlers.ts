@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import { handlers as examples } from '../../workers/examples/index.js';
@@ -44,13 +46,51 @@ export const handlers = defineHandlers({
     },
   },
 
-  /** Enqueues the children described by its parameters: each a task name and parameters. */
+  /** Enqueues the children described by its parameters: a task name, parameters and a queue. */
   'test.parent': async (parameters, { enqueueChild }) => {
     const children =
-      (parameters as { children?: { name: string; parameters?: unknown }[] }).children ?? [];
+      (parameters as { children?: { name: string; parameters?: unknown; queue?: string }[] })
+        .children ?? [];
     const ids: string[] = [];
-    for (const child of children) ids.push(await enqueueChild(child.name, child.parameters ?? {}));
+    for (const child of children)
+      ids.push(await enqueueChild(child.name, child.parameters ?? {}, { queue: child.queue }));
     return { type: 'info', message: `enqueued ${ids.length} children`, data: { children: ids } };
+  },
+
+  /**
+   * Waits for its AbortSignal (at most `ms`), writes the time it fired to `<markers>/<id>.abort`,
+   * then returns success after `lateMs` more: a late report that must change nothing.
+   */
+  'test.wait-abort': {
+    retry: { limit: 0 },
+    run: async (parameters, { taskId, signal }) => {
+      const { markers, ms = 60_000, lateMs = 0 } = parameters as AbortParameters;
+      writeFileSync(path.join(markers, `${taskId}.started`), String(Date.now()));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        signal.addEventListener('abort', () => {
+          writeFileSync(path.join(markers, `${taskId}.abort`), String(Date.now()));
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      if (lateMs > 0) await delay(lateMs);
+      return { type: 'success', message: 'returned after the abort' };
+    },
+  },
+
+  /** Notes its AbortSignal in `<markers>/<id>.abort` but goes on for `ms` regardless. */
+  'test.ignore-abort': {
+    retry: { limit: 0 },
+    run: async (parameters, { taskId, signal }) => {
+      const { markers, ms = 60_000 } = parameters as AbortParameters;
+      writeFileSync(path.join(markers, `${taskId}.started`), String(Date.now()));
+      signal.addEventListener('abort', () =>
+        writeFileSync(path.join(markers, `${taskId}.abort`), String(Date.now())),
+      );
+      await delay(ms);
+      return { type: 'success', message: 'finished, having ignored the abort' };
+    },
   },
 
   /** Returns a report tree with a warning inside: the task still completes. */
@@ -78,6 +118,13 @@ export const handlers = defineHandlers({
     },
   },
 });
+
+interface AbortParameters {
+  /** A directory where the handler writes its marker files. */
+  markers: string;
+  ms?: number;
+  lateMs?: number;
+}
 
 /**
  * A worker process whose id names slot 0 dies as soon as it loads the handlers, when the test

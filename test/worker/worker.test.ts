@@ -163,14 +163,16 @@ describe('worker', () => {
     assert.equal(runs.get(id), 1);
   });
 
-  test('a running task cancelled with force is aborted at the next heartbeat and stays cancelled', async () => {
+  test('a running task cancelled with force is aborted at once and stays cancelled', async () => {
     const { id } = await client.enqueue('example.sleep', { ms: 60_000 });
     const worker = new Worker(runtime, { id: 'w-cancel-running' });
     const running = worker.run();
     await waitFor('the task to run', async () => (await status(id)) === 'running');
     await runtime.queries.cancel(id, { force: true, actor: 'test' });
-    await waitFor('the handler to be aborted', () => worker.activeCount === 0, { timeoutMs: 5000 });
+    await waitFor('the handler to be aborted', () => worker.activeCount === 0, { timeoutMs: 3000 });
     assert.equal(await status(id), 'cancelled');
+    const kinds = (await runtime.queries.events(id)).map((event) => event.kind);
+    assert.deepEqual(kinds.slice(-2), ['cancelled', 'stopped']);
     await worker.stop();
     await running;
     const counts = await runtime.brokers.get('default').counts();
@@ -195,7 +197,7 @@ describe('worker', () => {
     assert.deepEqual(kinds.slice(-2), ['finished:child_running', 'children-ended:completed']);
   });
 
-  test('a parent fails when a child fails, and a cancelled child counts as ended', async () => {
+  test('a parent fails when a child fails, and fails rather than waits when its children are cancelled', async () => {
     const failing = await client.enqueue('test.parent', {
       children: [
         { name: 'example.echo' },
@@ -227,10 +229,9 @@ describe('worker', () => {
       [cancelling.id],
     );
     for (const row of rows) await runtime.queries.cancel(row.id, { force: false, actor: 'test' });
-    await waitFor(
-      'the parent to complete',
-      async () => (await status(cancelling.id)) === 'completed',
-    );
+    await waitFor('the parent to end', async () => (await status(cancelling.id)) === 'failed');
+    const parent = await runtime.queries.get(cancelling.id);
+    assert.equal(parent.report?.message, '0 of 2 child task(s) failed and 2 were cancelled');
     await second.stop();
     await running;
   });

@@ -14,7 +14,7 @@ import {
 import { TaskOperations } from '../../tasklog/operations.js';
 import type { TaskRecord } from '../../tasklog/queries.js';
 import { TASK_STATUSES, type TaskStatus } from '../../tasklog/statuses.js';
-import { printTable, withRuntime, type GlobalArgs } from '../context.js';
+import { cliActor, printTable, withRuntime, type GlobalArgs } from '../context.js';
 import { list } from './stuck.js';
 
 interface LogArgs extends GlobalArgs {
@@ -127,7 +127,10 @@ export function logCommand(yargs: Argv<GlobalArgs>) {
           type: 'number',
           describe: 'With --archive-all-finished: only tasks finished this many seconds ago',
         })
-        .option('cancel', { type: 'string', describe: 'Cancel a task that has not started' })
+        .option('cancel', {
+          type: 'string',
+          describe: 'Cancel a task that has not started; with --force, also stop a running one',
+        })
         .option('rerun', {
           type: 'string',
           describe: 'Enqueue a new task like this one, linked to it',
@@ -241,7 +244,7 @@ async function runAction(
   listOptions: ListOptions | undefined,
 ): Promise<void> {
   const { queries } = runtime;
-  const actor = 'cli';
+  const actor = cliActor();
   const scope = { owner: args.owner };
   const operations = new TaskOperations(runtime, actor);
   switch (action) {
