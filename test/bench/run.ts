@@ -1,5 +1,6 @@
 import { benchFoundation } from './foundation.bench.js';
 import { benchMetrics } from './metrics.bench.js';
+import { benchOperations } from './operations.bench.js';
 import { benchSqs } from './sqs.bench.js';
 import { benchSupervisor } from './supervisor.bench.js';
 import { round, type BenchResult } from './types.js';
@@ -14,6 +15,7 @@ const SUITES: { name: string; run: (figures: Map<string, number>) => Promise<Ben
   { name: 'supervisor', run: benchSupervisor },
   { name: 'sqs', run: benchSqs },
   { name: 'metrics', run: () => benchMetrics() },
+  { name: 'operations', run: () => benchOperations() },
 ];
 
 async function main(): Promise<number> {
