@@ -37,7 +37,7 @@ export const DEFAULT_OWNER = 'system';
 
 /**
  * Puts tasks into their queues. The task-log row and the broker message are written together:
- * on a transactional broker (postgres) in one transaction; on the others the message is sent
+ * on a transactional broker (postgres) in one statement; on the others the message is sent
  * inside the task log's transaction, before it commits, and a failed send rolls the row back.
  * A message whose row then fails to commit is adopted by the worker that receives it.
  */
@@ -68,17 +68,16 @@ export class TaskqClient {
     const results = new Map<string, Enqueued>();
     for (const [queue, entries] of byQueue) {
       const broker = this.runtime.brokers.get(queue);
-      await transaction(this.runtime.db.pool, async (client) => {
-        await this.runtime.taskLog.insert(
-          client,
-          entries.map((entry) => entry.row),
-          this.actor,
-        );
-        await broker.push(
-          entries.map((entry) => entry.outgoing),
-          broker.transactional ? client : undefined,
-        );
-      });
+      const rows = entries.map((entry) => entry.row);
+      const outgoing = entries.map((entry) => entry.outgoing);
+      if (broker.pushAlong) {
+        await broker.pushAlong(outgoing, this.runtime.taskLog.insertStatement(rows));
+      } else {
+        await transaction(this.runtime.db.pool, async (client) => {
+          await this.runtime.taskLog.insert(client, rows);
+          await broker.push(outgoing, broker.transactional ? client : undefined);
+        });
+      }
       for (const entry of entries) results.set(entry.row.id, { id: entry.row.id, queue });
       this.announce(
         queue,

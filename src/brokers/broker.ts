@@ -1,5 +1,7 @@
 import type pg from 'pg';
 
+import type { SqlStatement } from '../database/connection.js';
+
 import type { BrokerType } from '../config/types.js';
 import type { TaskMessage } from '../tasks/message.js';
 
@@ -52,6 +54,11 @@ export interface Broker {
   init(): Promise<void>;
   /** Sends messages; with `db`, inside that transaction when the broker is transactional. */
   push(messages: OutgoingMessage[], db?: pg.PoolClient): Promise<void>;
+  /**
+   * Transactional brokers only: sends messages in one statement with `companion` (the task
+   * log's insert), so that both are written or neither, in a single round trip.
+   */
+  pushAlong?(messages: OutgoingMessage[], companion: SqlStatement): Promise<void>;
   /** Takes up to `max` visible messages, each leased for the broker's lease time. */
   receive(max: number): Promise<ReceivedMessage[]>;
   /** Removes messages whose outcome is recorded; with `db`, inside that transaction when the broker is transactional. */

@@ -4,6 +4,7 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 
 import type { PostgresBrokerOptions } from '../config/types.js';
+import type { SqlStatement } from '../database/connection.js';
 import { TaskqError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Broker, OutgoingMessage, QueueCounts, ReceivedMessage } from './broker.js';
@@ -193,28 +194,95 @@ export class PostgresBroker implements Broker {
     await target.query('SELECT pg_notify($1, $2)', [WORK_CHANNEL, this.queue]);
   }
 
+  /**
+   * The task-log insert and the jobs in one statement: one round trip, one commit, and the
+   * NOTIFY with it. The jobs are written as pg-boss's insert writes them, with the queue's
+   * settings; a queue that `init` never created has no partition, and the statement fails whole.
+   */
+  async pushAlong(messages: OutgoingMessage[], companion: SqlStatement): Promise<void> {
+    const s = this.backend.schema;
+    const n = companion.values.length;
+    const p = (k: number) => `$${n + k}`;
+    await this.backend.pool
+      .query(
+        `WITH tasks AS (${companion.text}),
+         jobs AS (
+           INSERT INTO ${s}.job (id, name, data, start_after, expire_in, keep_until, retry_limit,
+                                 retry_delay, retry_backoff, dead_letter, policy)
+           SELECT m.id, ${p(1)}, m.data, now() + m.delay * interval '1 second',
+                  COALESCE(q.expire_seconds, ${p(5)}) * interval '1 second',
+                  now() + m.delay * interval '1 second'
+                    + COALESCE(q.retention_minutes, 14 * 24 * 60) * interval '1 minute',
+                  COALESCE(q.retry_limit, ${p(6)}), COALESCE(q.retry_delay, 0),
+                  COALESCE(q.retry_backoff, false), q.dead_letter, q.policy
+           FROM unnest(${p(2)}::uuid[], ${p(3)}::jsonb[], ${p(4)}::float8[]) AS m(id, data, delay)
+           LEFT JOIN ${s}.queue q ON q.name = ${p(1)}
+         )
+         SELECT pg_notify(${p(7)}, ${p(1)})`,
+        [
+          ...companion.values,
+          this.queue,
+          messages.map(({ message }) => message.id),
+          messages.map(({ message }) => JSON.stringify(message)),
+          messages.map(({ delaySeconds }) => delaySeconds),
+          this.leaseSeconds,
+          BOSS_RETRY_LIMIT,
+          WORK_CHANNEL,
+        ],
+      )
+      .catch((error: unknown) => {
+        throw this.explain(error);
+      });
+  }
+
+  /**
+   * Takes the jobs that became available first. pg-boss's own fetch orders by priority and
+   * creation, which sorts every waiting job of the queue on each call; taskq sets no priority,
+   * so ordering by availability alone lets pg-boss's fetch index hand out a batch in the order
+   * it stores them, at a cost that does not grow with the queue's depth.
+   */
   async receive(max: number): Promise<ReceivedMessage[]> {
-    const jobs = await this.backend.boss.fetch<unknown>(this.queue, {
-      batchSize: Math.min(max, this.receiveLimit),
-      includeMetadata: true,
-    });
-    return jobs.map((job) => ({
+    const s = this.backend.schema;
+    const { rows } = await this.backend.pool.query<{
+      id: string;
+      data: unknown;
+      retry_count: number;
+      created_on: Date;
+    }>(
+      `WITH next AS (
+         SELECT id FROM ${s}.job
+         WHERE name = $1 AND state < 'active' AND start_after < now()
+         ORDER BY start_after
+         LIMIT $2
+         FOR UPDATE SKIP LOCKED
+       )
+       UPDATE ${s}.job j
+       SET state = 'active', started_on = now(),
+           retry_count = CASE WHEN j.started_on IS NULL THEN j.retry_count ELSE j.retry_count + 1 END
+       FROM next WHERE j.name = $1 AND j.id = next.id
+       RETURNING j.id, j.data, j.retry_count, j.created_on`,
+      [this.queue, Math.min(max, this.receiveLimit)],
+    );
+    return rows.map((job) => ({
       queue: this.queue,
       body: job.data,
       receipt: job.id,
-      deliveries: job.retryCount + 1,
-      sentAt: job.createdOn,
+      deliveries: job.retry_count + 1,
+      sentAt: job.created_on,
     }));
   }
 
+  /**
+   * Deletes the jobs: the task log keeps the outcome, so a completed copy in pg-boss's table
+   * would only be written to be archived later. A delete writes no new row version.
+   */
   async ack(messages: ReceivedMessage[], db?: pg.PoolClient): Promise<void> {
     if (messages.length === 0) return;
-    const ids = messages.map((message) => message.receipt);
-    if (db)
-      await this.backend.boss.complete(this.queue, ids, {
-        db: asDb(db),
-      } as PgBoss.ConnectionOptions);
-    else await this.backend.boss.complete(this.queue, ids);
+    await (db ?? this.backend.pool).query(
+      `DELETE FROM ${this.backend.schema}.job
+       WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'`,
+      [this.queue, messages.map((message) => message.receipt)],
+    );
   }
 
   /** pg-boss has no call that hands an active job back, so this is one UPDATE of its job table. */
@@ -268,7 +336,7 @@ export class PostgresBroker implements Broker {
   /** A queue that `taskq init` never created shows up as a missing table or queue. */
   private explain(error: unknown): unknown {
     const code = (error as { code?: string }).code;
-    if (code !== '42P01' && code !== '3F000' && code !== '23503') return error;
+    if (!['42P01', '3F000', '23503', '23514'].includes(code ?? '')) return error;
     return new TaskqError(
       'QUEUE_NOT_INITIALIZED',
       `Queue "${this.queue}" does not exist in PostgreSQL yet; run \`taskq init\` (or start the supervisor) first`,

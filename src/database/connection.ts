@@ -10,6 +10,12 @@ export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
 /** A pool on the configured server, or on the embedded one when no URL is configured. */
+/** One SQL statement with its values, for composing statements that must run as one. */
+export interface SqlStatement {
+  text: string;
+  values: unknown[];
+}
+
 export interface Database {
   pool: pg.Pool;
   /** The connection string in use; child processes are handed it so they share the server. */

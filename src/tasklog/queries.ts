@@ -33,7 +33,8 @@ export interface TaskRecord {
 }
 
 export interface TaskEvent {
-  id: number;
+  /** The stored event's number; null for a step the task's row records. */
+  id: number | null;
   at: string;
   kind: string;
   fromStatus: string | null;
@@ -127,29 +128,43 @@ export class TaskLogQueries {
     return toRecord(rows[0]);
   }
 
+  /**
+   * The task's history, oldest first: the events stored for it, joined with the steps that its
+   * row records without an event (enqueued, the start of the current attempt, finished; see
+   * `TaskLog`). Those carry `id: null`.
+   */
   async events(id: string): Promise<TaskEvent[]> {
     if (!isUuid(id)) throw new TaskNotFoundError(id);
-    const { rows } = await this.pool.query<{
-      id: string;
-      at: Date;
-      kind: string;
-      from_status: string | null;
-      to_status: string | null;
-      actor: string;
-      detail: unknown;
-    }>(
-      `SELECT id, at, kind, from_status, to_status, actor, detail FROM ${this.schema}.events WHERE task_id = $1 ORDER BY id`,
-      [id],
-    );
-    return rows.map((row) => ({
-      id: Number(row.id),
-      at: row.at.toISOString(),
-      kind: row.kind,
-      fromStatus: row.from_status,
-      toStatus: row.to_status,
-      actor: row.actor,
-      detail: row.detail,
+    const [task, stored] = await Promise.all([
+      this.pool.query<TaskRow>(`SELECT ${COLUMNS} FROM ${this.schema}.tasks WHERE id = $1`, [id]),
+      this.pool.query<{
+        id: string;
+        at: Date;
+        kind: string;
+        from_status: string | null;
+        to_status: string | null;
+        actor: string;
+        detail: Record<string, unknown> | null;
+      }>(
+        `SELECT id, at, kind, from_status, to_status, actor, detail FROM ${this.schema}.events
+         WHERE task_id = $1 ORDER BY id`,
+        [id],
+      ),
+    ]);
+    const row = task.rows[0];
+    if (!row) throw new TaskNotFoundError(id);
+    const events: TaskEvent[] = stored.rows.map((event) => ({
+      id: Number(event.id),
+      at: event.at.toISOString(),
+      kind: event.kind,
+      fromStatus: event.from_status,
+      toStatus: event.to_status,
+      actor: event.actor,
+      detail: event.detail,
     }));
+    return [...events, ...rowEvents(row, events)].sort(
+      (a, b) => a.at.localeCompare(b.at) || (a.id ?? Infinity) - (b.id ?? Infinity),
+    );
   }
 
   async list(options: ListOptions): Promise<{ tasks: TaskRecord[]; total: number }> {
@@ -240,10 +255,13 @@ export class TaskLogQueries {
          UPDATE ${s}.tasks t SET status = $2, updated_at = now(), lease_expires_at = NULL,
                 finished_at = COALESCE(t.finished_at, now())
          FROM target WHERE t.id = target.id AND target.status = ANY($3::text[])
-         RETURNING t.id, target.status AS previous
+         RETURNING t.id, target.status AS previous, t.attempts, t.worker, t.started_at
        ), events AS (
-         INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor)
-         SELECT id, $4, previous, $2, $5 FROM changed
+         INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
+         SELECT id, $4, previous, $2, $5,
+                CASE WHEN previous = 'running' THEN jsonb_build_object(
+                  'attempt', attempts, 'worker', worker, 'startedAt', started_at) END
+         FROM changed
        )
        SELECT id, previous FROM changed`,
       [id, to, allowed, kind, actor],
@@ -256,4 +274,51 @@ export class TaskLogQueries {
     await new TaskLog(this.pool, this.schema).resolveParents([id], actor);
     return this.get(id);
   }
+}
+
+/** The steps of a task's life that its row records in place of events. */
+function rowEvents(row: TaskRow, stored: TaskEvent[]): TaskEvent[] {
+  const steps: TaskEvent[] = [];
+  const step = (
+    at: Date,
+    kind: string,
+    from: string | null,
+    to: string,
+    actor: string,
+    detail: unknown = null,
+  ) =>
+    steps.push({
+      id: null,
+      at: at.toISOString(),
+      kind,
+      fromStatus: from,
+      toStatus: to,
+      actor,
+      detail,
+    });
+
+  if (!stored.some((event) => event.kind === 'adopted')) {
+    step(row.created_at, 'enqueued', null, 'enqueued', row.owner);
+  }
+  // Every attempt but the current one has its start in the event that ended it.
+  let recorded = false;
+  for (const event of stored) {
+    const detail = event.detail as { startedAt?: unknown; worker?: unknown; attempt?: unknown };
+    if (typeof detail?.startedAt !== 'string') continue;
+    const at = new Date(detail.startedAt);
+    if (at.getTime() === row.started_at?.getTime()) recorded = true;
+    const actor = typeof detail.worker === 'string' ? detail.worker : event.actor;
+    step(at, 'started', null, 'running', actor, { attempt: detail.attempt ?? null });
+  }
+  if (row.started_at && row.worker && !recorded) {
+    step(row.started_at, 'started', null, 'running', row.worker, { attempt: row.attempts });
+  }
+  if (
+    row.finished_at &&
+    (row.status === 'completed' || row.status === 'failed') &&
+    !stored.some((event) => event.toStatus === row.status)
+  ) {
+    step(row.finished_at, 'finished', 'running', row.status, row.worker ?? row.owner);
+  }
+  return steps;
 }

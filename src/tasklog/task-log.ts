@@ -1,6 +1,6 @@
 import type pg from 'pg';
 
-import { transaction } from '../database/connection.js';
+import { transaction, type SqlStatement } from '../database/connection.js';
 
 import type { Report } from '../tasks/report.js';
 import type { TaskMessage } from '../tasks/message.js';
@@ -52,8 +52,13 @@ export interface Outcome {
 
 /**
  * The task log's writes on the worker's hot path. Every transition is a compare-and-set on the
- * task's current status (and, for the end of an attempt, on the attempt number and the worker),
- * and writes its event in the same statement, so the log never shows a change without its event.
+ * task's current status (and, for the end of an attempt, on the attempt number and the worker).
+ *
+ * The usual life of a task, enqueued then started then finished, is recorded in its own row
+ * (`created_at`, `started_at`, `finished_at`, `worker`); every other transition also writes an
+ * event, in the same statement, and an event that ends an attempt early carries that attempt's
+ * start. `TaskLogQueries.events` joins both into the task's history. One row write per
+ * transition instead of two is what keeps the task log from halving a worker's throughput.
  */
 export class TaskLog {
   constructor(
@@ -61,25 +66,29 @@ export class TaskLog {
     readonly schema: string,
   ) {}
 
-  /** Inserts tasks with their `enqueued` events; `db` is the enqueue transaction. */
-  async insert(db: pg.Pool | pg.PoolClient, rows: NewTaskRow[], actor: string): Promise<void> {
-    const s = this.schema;
-    await db.query(
-      `WITH input AS (
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
-                              $7::text[], $8::uuid[], $9::int[], $10::float8[])
-           AS i(id, name, queue, parameters, label, owner, category, parent_id, max_attempts, delay)
-       ), inserted AS (
-         INSERT INTO ${s}.tasks (id, name, queue, parameters, label, owner, category, parent_id,
-                                 status, max_attempts, available_at)
-         SELECT id, name, queue, parameters, label, owner, category, parent_id, 'enqueued',
-                max_attempts, now() + delay * interval '1 second'
-         FROM input
-         RETURNING id
-       )
-       INSERT INTO ${s}.events (task_id, kind, to_status, actor)
-       SELECT id, 'enqueued', 'enqueued', $11 FROM inserted`,
-      [
+  /**
+   * Inserts tasks; `db` is the enqueue transaction. The row itself records the enqueue (its
+   * `created_at` and owner), so no event is written for it: see `TaskLogQueries.events`.
+   */
+  async insert(db: pg.Pool | pg.PoolClient, rows: NewTaskRow[]): Promise<void> {
+    const { text, values } = this.insertStatement(rows);
+    await db.query(text, values);
+  }
+
+  /**
+   * The insert as a statement that a transactional broker can join to its own in one round
+   * trip: a plain INSERT (no WITH), with values $1 to $10.
+   */
+  insertStatement(rows: NewTaskRow[]): SqlStatement {
+    return {
+      text: `INSERT INTO ${this.schema}.tasks (id, name, queue, parameters, label, owner, category,
+                                   parent_id, status, max_attempts, available_at)
+       SELECT id, name, queue, parameters, label, owner, category, parent_id, 'enqueued',
+              max_attempts, now() + delay * interval '1 second'
+       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
+                   $7::text[], $8::uuid[], $9::int[], $10::float8[])
+         AS i(id, name, queue, parameters, label, owner, category, parent_id, max_attempts, delay)`,
+      values: [
         rows.map((r) => r.id),
         rows.map((r) => r.name),
         rows.map((r) => r.queue),
@@ -90,9 +99,8 @@ export class TaskLog {
         rows.map((r) => r.parentId),
         rows.map((r) => r.maxAttempts),
         rows.map((r) => r.delaySeconds),
-        actor,
       ],
-    );
+    };
   }
 
   /**
@@ -139,25 +147,40 @@ export class TaskLog {
    */
   async start(ids: string[], worker: string, leaseSeconds: number): Promise<StartResult[]> {
     const s = this.schema;
-    // The status test is on the row being updated, so it holds against concurrent starts; the
-    // `before` snapshot only names the status the event records the task as coming from.
+    // The common case, a task waiting in its queue, in one statement that reads nothing first.
     const { rows } = await this.pool.query<StartRow>(
-      `WITH started AS (
-         UPDATE ${s}.tasks t
-         SET status = 'running', attempts = t.attempts + 1, worker = $2, started_at = now(),
-             updated_at = now(), lease_expires_at = now() + $3 * interval '1 second'
-         FROM (SELECT id, status FROM ${s}.tasks WHERE id = ANY($1::uuid[])) AS before
-         WHERE t.id = before.id
-           AND (t.status IN ('enqueued', 'dequeued') OR (t.status = 'running' AND t.lease_expires_at < now()))
-         RETURNING t.id, before.status AS previous, t.attempts, t.max_attempts, t.available_at
-       ), events AS (
-         INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
-         SELECT id, 'started', previous, 'running', $2, jsonb_build_object('attempt', attempts)
-         FROM started
-       )
-       SELECT id, previous, true AS started, attempts, max_attempts, available_at FROM started`,
+      `UPDATE ${s}.tasks
+       SET status = 'running', attempts = attempts + 1, worker = $2, started_at = now(),
+           updated_at = now(), lease_expires_at = now() + $3 * interval '1 second'
+       WHERE id = ANY($1::uuid[]) AND status IN ('enqueued', 'dequeued')
+       RETURNING id, 'enqueued' AS previous, true AS started, attempts, max_attempts, available_at`,
       [ids, worker, leaseSeconds],
     );
+    if (rows.length < ids.length) {
+      const begun = new Set(rows.map((row) => row.id));
+      // A task whose holder's lease ran out is taken over; the event keeps the lost attempt.
+      const { rows: taken } = await this.pool.query<StartRow>(
+        `WITH started AS (
+           UPDATE ${s}.tasks t
+           SET attempts = t.attempts + 1, worker = $2, started_at = now(), updated_at = now(),
+               lease_expires_at = now() + $3 * interval '1 second'
+           FROM (SELECT id, worker, started_at FROM ${s}.tasks WHERE id = ANY($1::uuid[])) AS before
+           WHERE t.id = before.id AND t.status = 'running' AND t.lease_expires_at < now()
+           RETURNING t.id, before.worker AS previous_worker, before.started_at AS previous_start,
+                     t.attempts, t.max_attempts, t.available_at
+         ), events AS (
+           INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
+           SELECT id, 'lease-expired', 'running', 'running', $2,
+                  jsonb_build_object('attempt', attempts - 1, 'worker', previous_worker,
+                                     'startedAt', previous_start)
+           FROM started
+         )
+         SELECT id, 'running' AS previous, true AS started, attempts, max_attempts, available_at
+         FROM started`,
+        [ids.filter((id) => !begun.has(id)), worker, leaseSeconds],
+      );
+      rows.push(...taken);
+    }
     const found = new Map(rows.map((row) => [row.id, row]));
     const missing = ids.filter((id) => !found.has(id));
     if (missing.length > 0) {
@@ -215,12 +238,16 @@ export class TaskLog {
              progress = CASE WHEN i.status = 'completed' THEN 1 ELSE t.progress END
          FROM input i
          WHERE t.id = i.id AND t.status = 'running' AND t.attempts = i.attempt AND t.worker = $6
-         RETURNING t.id, i.status, i.delay
+         RETURNING t.id, i.status, i.delay, i.attempt, i.report, t.started_at
        ), events AS (
+         -- Completed and failed need no event: the row records them. A retry and a wait for
+         -- children do, since the row moves on.
          INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
          SELECT id, CASE WHEN status = 'enqueued' THEN 'retry' ELSE 'finished' END, 'running', status, $6,
-                CASE WHEN status = 'enqueued' THEN jsonb_build_object('delaySeconds', delay) END
-         FROM done
+                jsonb_build_object('attempt', attempt, 'startedAt', started_at,
+                                   'delaySeconds', CASE WHEN status = 'enqueued' THEN delay END,
+                                   'report', CASE WHEN status = 'enqueued' THEN report END)
+         FROM done WHERE status IN ('enqueued', 'child_running')
        )
        SELECT id FROM done`,
       [
@@ -308,10 +335,13 @@ export class TaskLog {
          UPDATE ${s}.tasks SET status = 'enqueued', lease_expires_at = NULL, updated_at = now(),
                                available_at = now()
          WHERE id = ANY($1::uuid[]) AND status = 'running' AND ($2::text IS NULL OR worker = $2)
-         RETURNING id
+         RETURNING id, attempts, worker, started_at
        ), events AS (
          INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
-         SELECT id, 'released', 'running', 'enqueued', $3, jsonb_build_object('reason', $4::text) FROM released
+         SELECT id, 'released', 'running', 'enqueued', $3,
+                jsonb_build_object('reason', $4::text, 'attempt', attempts, 'worker', worker,
+                                   'startedAt', started_at)
+         FROM released
        )
        SELECT id FROM released`,
       [ids, worker, actor, reason],
@@ -330,7 +360,7 @@ export class TaskLog {
          UPDATE ${s}.tasks SET status = 'failed', report = $2, updated_at = now(), finished_at = now(),
                                lease_expires_at = NULL
          WHERE id = $1 AND status IN ('enqueued', 'dequeued', 'running')
-         RETURNING id, status
+         RETURNING id
        )
        INSERT INTO ${s}.events (task_id, kind, to_status, actor, detail)
        SELECT id, 'finished', 'failed', $3, jsonb_build_object('reason', $2::jsonb->>'message') FROM failed`,

@@ -464,11 +464,8 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
       await this.giveBack(started, reason);
       return;
     }
-    for (const task of started)
-      void this.execute(
-        task,
-        results.find((r) => r.id === task.message.id)!,
-      );
+    const byId = new Map(results.map((result) => [result.id, result]));
+    for (const task of started) void this.execute(task, byId.get(task.message.id)!);
   }
 
   /** Decides what to do with a message after the compare-and-set; returns the task to run. */
