@@ -17,6 +17,8 @@ export interface EnqueueOptions {
   owner?: string;
   parentId?: string | null;
   delaySeconds?: number;
+  /** The task this one runs again; the task log links the two (see TaskOperations.rerun). */
+  rerunOf?: string | null;
 }
 
 export interface EnqueueRequest extends EnqueueOptions {
@@ -155,6 +157,7 @@ export class TaskqClient {
         parentId: message.parentId,
         maxAttempts: retryLimit + 1,
         delaySeconds,
+        rerunOf: request.rerunOf ?? null,
       },
       outgoing: { message, delaySeconds },
     };

@@ -36,7 +36,48 @@ export {
   type TaskContext,
 } from './tasks/handlers.js';
 export { type Report, type ReportInput, type ReportType } from './tasks/report.js';
-export type { TaskEvent, TaskRecord, TaskStats } from './tasklog/queries.js';
+export {
+  TaskLogQueries,
+  type ArchiveManyResult,
+  type OwnerScope,
+  type TaskEvent,
+  type TaskPage,
+  type TaskRecord,
+  type TaskStats,
+} from './tasklog/queries.js';
+export {
+  COUNT_CAP,
+  MAX_LIST_LIMIT,
+  SORT_FIELDS,
+  type ListOptions,
+  type SortField,
+  type SortOrder,
+  type TaskFilter,
+} from './tasklog/filters.js';
+export {
+  TaskOperations,
+  type RestartAction,
+  type RestartOptions,
+  type RestartOutcome,
+  type StuckEntry,
+  type StuckSummary,
+} from './tasklog/operations.js';
+export {
+  MIN_STUCK_AGE_SECONDS,
+  STUCK_STATUSES,
+  type StuckFilter,
+  type StuckStatus,
+  type StuckTask,
+} from './tasklog/stuck.js';
+export type { ArchiveAllOptions, DeleteExpiredOptions } from './tasklog/sweeps.js';
+export type { ResultFile } from './tasklog/result-files.js';
 export { type PublicStatus, type TaskStatus } from './tasklog/statuses.js';
 export { Worker, type WorkerOptions, type WorkerState } from './worker/worker.js';
-export type { Broker, QueueCounts, ReceivedMessage, OutgoingMessage } from './brokers/broker.js';
+export type {
+  Broker,
+  MessagePresence,
+  MessageRef,
+  QueueCounts,
+  ReceivedMessage,
+  OutgoingMessage,
+} from './brokers/broker.js';

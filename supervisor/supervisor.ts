@@ -14,6 +14,7 @@ import type { Fleet } from './fleet.js';
 import { createHttpServer, listen } from './http-server.js';
 import { SupervisorMetrics } from './metrics.js';
 import { releaseOrphans } from './orphans.js';
+import { RetentionSweeper } from './retention.js';
 import { PidFile } from './pid-file.js';
 import { ProcessFleet } from './process-fleet.js';
 import { ThreadFleet } from './thread-fleet.js';
@@ -44,6 +45,7 @@ export class Supervisor {
   private controller: WeightController | null = null;
   private control: ControlWatch | null = null;
   private http: FastifyInstance | null = null;
+  private retention: RetentionSweeper | null = null;
   private pidFile: PidFile;
   private stopping: Promise<void> | null = null;
   private readonly logger: Logger;
@@ -159,6 +161,8 @@ export class Supervisor {
     await this.control.start();
     await this.fleet.start();
     this.controller.start();
+    this.retention = new RetentionSweeper(this.runtime, this.logger);
+    this.retention.start();
   }
 
   private createFleet(runtime: Runtime): Fleet {
@@ -275,6 +279,7 @@ export class Supervisor {
   }
 
   private async closeParts(): Promise<void> {
+    await this.retention?.stop();
     await this.http?.close().catch(() => undefined);
     await this.control?.close();
     await this.runtime?.close();

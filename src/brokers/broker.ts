@@ -25,6 +25,16 @@ export interface ReceivedMessage {
   sentAt: Date | null;
 }
 
+/** A task's message as the task log knows it, for the operations on stuck tasks. */
+export interface MessageRef {
+  taskId: string;
+  /** The broker's receipt of the task's last start, as the task log recorded it; null before any. */
+  receipt: string | null;
+}
+
+/** Whether a broker still holds a task's message: waiting, delayed or leased. */
+export type MessagePresence = 'present' | 'missing' | 'unknown';
+
 export interface QueueCounts {
   /** Messages ready or delayed, not handed out. */
   waiting: number;
@@ -70,6 +80,21 @@ export interface Broker {
   /** Keeps messages leased for `seconds` more, for tasks that run long. */
   extendLease(messages: ReceivedMessage[], seconds: number): Promise<void>;
   counts(): Promise<QueueCounts>;
+  /**
+   * Tells, per task id, whether the broker still holds the task's message; 'unknown' where it
+   * cannot tell without disturbing the message (SQS shows no message without receiving it).
+   */
+  probe(refs: MessageRef[]): Promise<Map<string, MessagePresence>>;
+  /**
+   * Makes the messages of these tasks available to workers at once, whether they wait, are
+   * delayed or are leased to a worker that is gone; returns the task ids whose messages it moved.
+   */
+  redeliver(refs: MessageRef[]): Promise<Set<string>>;
+  /**
+   * Sends anew the messages of tasks whose message is gone (orphans), under the same task ids.
+   * A copy that turns out to be a duplicate is harmless: the task log starts a task once.
+   */
+  requeue(messages: TaskMessage[]): Promise<void>;
   /** Calls `listener` when new work may be waiting; returns the unsubscribe function. */
   onWork(listener: () => void): () => void;
   close(): Promise<void>;

@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 
 import type { MemoryBrokerOptions } from '../config/types.js';
 import { WorkAnnouncer } from './announcer.js';
-import type { Broker, OutgoingMessage, QueueCounts, ReceivedMessage } from './broker.js';
+import type { TaskMessage } from '../tasks/message.js';
+import type {
+  Broker,
+  MessagePresence,
+  MessageRef,
+  OutgoingMessage,
+  QueueCounts,
+  ReceivedMessage,
+} from './broker.js';
 
 interface Entry {
   body: unknown;
@@ -103,6 +111,30 @@ export class MemoryBroker implements Broker {
     return { waiting: this.entries.length - inFlight, inFlight };
   }
 
+  async probe(refs: MessageRef[]): Promise<Map<string, MessagePresence>> {
+    const held = new Set(this.entries.map((entry) => taskIdOf(entry.body)));
+    return new Map(refs.map((ref) => [ref.taskId, held.has(ref.taskId) ? 'present' : 'missing']));
+  }
+
+  async redeliver(refs: MessageRef[]): Promise<Set<string>> {
+    const wanted = new Set(refs.map((ref) => ref.taskId));
+    const moved = new Set<string>();
+    const now = Date.now();
+    for (const entry of this.entries) {
+      const id = taskIdOf(entry.body);
+      if (id === null || !wanted.has(id)) continue;
+      entry.receipt = null;
+      entry.visibleAt = now;
+      moved.add(id);
+    }
+    if (moved.size > 0) this.announce();
+    return moved;
+  }
+
+  async requeue(messages: TaskMessage[]): Promise<void> {
+    await this.push(messages.map((message) => ({ message, delaySeconds: 0 })));
+  }
+
   /** The messages dead-lettered so far, for inspection. */
   failed(): readonly { body: unknown; reason: string }[] {
     return this.deadLetters;
@@ -137,4 +169,10 @@ export class MemoryBroker implements Broker {
     }
     return removed;
   }
+}
+
+/** The task id of a message body as this broker keeps it: the task message object itself. */
+function taskIdOf(body: unknown): string | null {
+  const id = (body as { id?: unknown } | null)?.id;
+  return typeof id === 'string' ? id : null;
 }

@@ -6,8 +6,17 @@ import PgBoss from 'pg-boss';
 import type { PostgresBrokerOptions } from '../config/types.js';
 import type { SqlStatement } from '../database/connection.js';
 import { TaskqError } from '../errors.js';
+import { transaction } from '../database/connection.js';
 import type { Logger } from '../log/logger.js';
-import type { Broker, OutgoingMessage, QueueCounts, ReceivedMessage } from './broker.js';
+import type { TaskMessage } from '../tasks/message.js';
+import type {
+  Broker,
+  MessagePresence,
+  MessageRef,
+  OutgoingMessage,
+  QueueCounts,
+  ReceivedMessage,
+} from './broker.js';
 
 /** The NOTIFY channel on which an enqueue tells workers which queue has new work. */
 export const WORK_CHANNEL = 'taskq_work';
@@ -50,6 +59,11 @@ export class PostgresBackend {
   private closed = false;
   private reconnectDelayMs = 100;
   private starting: Promise<void> | undefined;
+  /** Enqueues of this process whose statement has not returned yet. */
+  enqueuesUnderWay = 0;
+  /** Queues whose announcement is being sent, and those that need one more after it. */
+  private readonly announcing = new Set<string>();
+  private readonly announceAgain = new Set<string>();
 
   constructor(private readonly options: PostgresBackendOptions) {
     this.events.setMaxListeners(0);
@@ -78,6 +92,30 @@ export class PostgresBackend {
   start(): Promise<void> {
     this.starting ??= this.boss.start().then(() => undefined);
     return this.starting;
+  }
+
+  /**
+   * Tells every listening worker that `queue` has new work, in a transaction of its own after
+   * the enqueue has committed. PostgreSQL serializes the commits of the transactions that
+   * notify, so enqueues that notified themselves could not commit together. While one announcement of a queue is on its way, further ones fold into a single
+   * next one. A process that dies before announcing leaves its work to the workers' idle poll.
+   */
+  announce(queue: string): void {
+    if (this.closed) return;
+    if (this.announcing.has(queue)) {
+      this.announceAgain.add(queue);
+      return;
+    }
+    this.announcing.add(queue);
+    void this.options.pool
+      .query('SELECT pg_notify($1, $2)', [WORK_CHANNEL, queue])
+      .catch((error: unknown) =>
+        this.options.logger.warn({ err: error, queue }, 'could not announce new work'),
+      )
+      .finally(() => {
+        this.announcing.delete(queue);
+        if (this.announceAgain.delete(queue)) this.announce(queue);
+      });
   }
 
   /** Subscribes to the new-work announcements of one queue, connecting on first use. */
@@ -191,48 +229,62 @@ export class PostgresBroker implements Broker {
       .catch((error: unknown) => {
         throw this.explain(error);
       });
-    await target.query('SELECT pg_notify($1, $2)', [WORK_CHANNEL, this.queue]);
+    // Inside a caller's transaction, the NOTIFY must wait for its commit to mean anything.
+    if (db) await db.query('SELECT pg_notify($1, $2)', [WORK_CHANNEL, this.queue]);
+    else this.backend.announce(this.queue);
   }
 
   /**
-   * The task-log insert and the jobs in one statement: one round trip, one commit, and the
-   * NOTIFY with it. The jobs are written as pg-boss's insert writes them, with the queue's
-   * settings; a queue that `init` never created has no partition, and the statement fails whole.
+   * The task-log insert and the jobs in one statement: one round trip, one commit. The jobs are
+   * written as pg-boss's insert writes them, with the queue's settings; a queue that `init`
+   * never created has no partition, and the statement fails whole.
+   *
+   * The workers are told in the same statement when no other enqueue of this process is under
+   * way, which is quickest; otherwise by `announce` after the commit, which lets concurrent
+   * enqueues commit together (see there).
    */
   async pushAlong(messages: OutgoingMessage[], companion: SqlStatement): Promise<void> {
     const s = this.backend.schema;
     const n = companion.values.length;
     const p = (k: number) => `$${n + k}`;
-    await this.backend.pool
-      .query(
-        `WITH tasks AS (${companion.text}),
-         jobs AS (
-           INSERT INTO ${s}.job (id, name, data, start_after, expire_in, keep_until, retry_limit,
-                                 retry_delay, retry_backoff, dead_letter, policy)
-           SELECT m.id, ${p(1)}, m.data, now() + m.delay * interval '1 second',
-                  COALESCE(q.expire_seconds, ${p(5)}) * interval '1 second',
-                  now() + m.delay * interval '1 second'
-                    + COALESCE(q.retention_minutes, 14 * 24 * 60) * interval '1 minute',
-                  COALESCE(q.retry_limit, ${p(6)}), COALESCE(q.retry_delay, 0),
-                  COALESCE(q.retry_backoff, false), q.dead_letter, q.policy
-           FROM unnest(${p(2)}::uuid[], ${p(3)}::jsonb[], ${p(4)}::float8[]) AS m(id, data, delay)
-           LEFT JOIN ${s}.queue q ON q.name = ${p(1)}
-         )
-         SELECT pg_notify(${p(7)}, ${p(1)})`,
-        [
-          ...companion.values,
-          this.queue,
-          messages.map(({ message }) => message.id),
-          messages.map(({ message }) => JSON.stringify(message)),
-          messages.map(({ delaySeconds }) => delaySeconds),
-          this.leaseSeconds,
-          BOSS_RETRY_LIMIT,
-          WORK_CHANNEL,
-        ],
-      )
-      .catch((error: unknown) => {
-        throw this.explain(error);
-      });
+    const inline = this.backend.enqueuesUnderWay === 0;
+    const insertJobs = `
+      INSERT INTO ${s}.job (id, name, data, start_after, expire_in, keep_until, retry_limit,
+                            retry_delay, retry_backoff, dead_letter, policy)
+      SELECT m.id, ${p(1)}, m.data, now() + m.delay * interval '1 second',
+             COALESCE(q.expire_seconds, ${p(5)}) * interval '1 second',
+             now() + m.delay * interval '1 second'
+               + COALESCE(q.retention_minutes, 14 * 24 * 60) * interval '1 minute',
+             COALESCE(q.retry_limit, ${p(6)}), COALESCE(q.retry_delay, 0),
+             COALESCE(q.retry_backoff, false), q.dead_letter, q.policy
+      FROM unnest(${p(2)}::uuid[], ${p(3)}::jsonb[], ${p(4)}::float8[]) AS m(id, data, delay)
+      LEFT JOIN ${s}.queue q ON q.name = ${p(1)}`;
+    const values = [
+      ...companion.values,
+      this.queue,
+      messages.map(({ message }) => message.id),
+      messages.map(({ message }) => JSON.stringify(message)),
+      messages.map(({ delaySeconds }) => delaySeconds),
+      this.leaseSeconds,
+      BOSS_RETRY_LIMIT,
+    ];
+    this.backend.enqueuesUnderWay += 1;
+    try {
+      if (inline) {
+        await this.backend.pool.query(
+          `WITH tasks AS (${companion.text}), jobs AS (${insertJobs})
+           SELECT pg_notify(${p(7)}, ${p(1)})`,
+          [...values, WORK_CHANNEL],
+        );
+      } else {
+        await this.backend.pool.query(`WITH tasks AS (${companion.text}) ${insertJobs}`, values);
+      }
+    } catch (error) {
+      throw this.explain(error);
+    } finally {
+      this.backend.enqueuesUnderWay -= 1;
+    }
+    if (!inline) this.backend.announce(this.queue);
   }
 
   /**
@@ -294,8 +346,7 @@ export class PostgresBroker implements Broker {
        WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'`,
       [this.queue, messages.map((message) => message.receipt), delaySeconds],
     );
-    if (delaySeconds <= 0)
-      await this.backend.pool.query('SELECT pg_notify($1, $2)', [WORK_CHANNEL, this.queue]);
+    if (delaySeconds <= 0) this.backend.announce(this.queue);
   }
 
   /** Leaves the job in pg-boss's `failed` state, its dead-letter state, with the reason. */
@@ -327,6 +378,58 @@ export class PostgresBroker implements Broker {
       [this.queue],
     );
     return { waiting: Number(rows[0]?.waiting ?? 0), inFlight: Number(rows[0]?.in_flight ?? 0) };
+  }
+
+  /** A job is the task's message (the job id is the task id) while it is created, retry or active. */
+  async probe(refs: MessageRef[]): Promise<Map<string, MessagePresence>> {
+    const ids = refs.map((ref) => ref.taskId);
+    const { rows } = await this.backend.pool.query<{ id: string }>(
+      `SELECT id FROM ${this.backend.schema}.job
+       WHERE name = $1 AND id = ANY($2::uuid[]) AND state < 'completed'`,
+      [this.queue, ids],
+    );
+    const held = new Set(rows.map((row) => row.id));
+    return new Map(ids.map((id) => [id, held.has(id) ? 'present' : 'missing']));
+  }
+
+  async redeliver(refs: MessageRef[]): Promise<Set<string>> {
+    if (refs.length === 0) return new Set();
+    const { rows } = await this.backend.pool.query<{ id: string }>(
+      `UPDATE ${this.backend.schema}.job
+       SET state = CASE WHEN state = 'active' THEN 'retry'::${this.backend.schema}.job_state ELSE state END,
+           start_after = now()
+       WHERE name = $1 AND id = ANY($2::uuid[]) AND state < 'completed'
+       RETURNING id`,
+      [this.queue, refs.map((ref) => ref.taskId)],
+    );
+    if (rows.length > 0)
+      await this.backend.pool.query('SELECT pg_notify($1, $2)', [WORK_CHANNEL, this.queue]);
+    return new Set(rows.map((row) => row.id));
+  }
+
+  /**
+   * The job of an orphan may still sit in pg-boss's tables in a final state (completed or
+   * failed, or in its archive), where it would keep the new job of the same id out: it goes
+   * first, in the transaction that inserts the new one.
+   */
+  async requeue(messages: TaskMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const ids = messages.map((message) => message.id);
+    const s = this.backend.schema;
+    await transaction(this.backend.pool, async (client) => {
+      await client.query(
+        `DELETE FROM ${s}.job WHERE name = $1 AND id = ANY($2::uuid[]) AND state >= 'completed'`,
+        [this.queue, ids],
+      );
+      await client.query(`DELETE FROM ${s}.archive WHERE name = $1 AND id = ANY($2::uuid[])`, [
+        this.queue,
+        ids,
+      ]);
+      await this.push(
+        messages.map((message) => ({ message, delaySeconds: 0 })),
+        client,
+      );
+    });
   }
 
   onWork(listener: () => void): () => void {

@@ -22,7 +22,15 @@ import type { SqsBrokerOptions } from '../config/types.js';
 import { TaskqError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { WorkAnnouncer } from './announcer.js';
-import type { Broker, OutgoingMessage, QueueCounts, ReceivedMessage } from './broker.js';
+import type { TaskMessage } from '../tasks/message.js';
+import type {
+  Broker,
+  MessagePresence,
+  MessageRef,
+  OutgoingMessage,
+  QueueCounts,
+  ReceivedMessage,
+} from './broker.js';
 
 /** SQS takes at most 10 entries in one batch call, and returns at most 10 messages a receive. */
 const SQS_BATCH_LIMIT = 10;
@@ -236,6 +244,46 @@ export class SqsBroker implements Broker {
       waiting: value('ApproximateNumberOfMessages') + value('ApproximateNumberOfMessagesDelayed'),
       inFlight: value('ApproximateNumberOfMessagesNotVisible'),
     };
+  }
+
+  /**
+   * SQS shows a message only to a receive, which would count a delivery and hide the message:
+   * whether a task's message still exists cannot be told from outside, so every answer is
+   * 'unknown'.
+   */
+  async probe(refs: MessageRef[]): Promise<Map<string, MessagePresence>> {
+    return new Map(refs.map((ref) => [ref.taskId, 'unknown']));
+  }
+
+  /**
+   * Sets the visibility timeout of leased messages to 0 through the receipt of their last
+   * receive. A message that is no longer leased under that receipt (deleted, waiting already,
+   * or received again since) is not found.
+   */
+  async redeliver(refs: MessageRef[]): Promise<Set<string>> {
+    const known = refs.filter((ref) => ref.receipt !== null);
+    if (known.length === 0) return new Set();
+    const url = await this.url();
+    const entries = known.map((ref, index) => ({
+      Id: `r${index}`,
+      ReceiptHandle: ref.receipt!,
+      VisibilityTimeout: 0,
+    }));
+    const failed = new Set<string | undefined>();
+    for (const batch of chunks(entries, SQS_BATCH_LIMIT)) {
+      const command = new ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: batch });
+      const result = await this.client
+        .send(command)
+        .catch((error: unknown) => Promise.reject(this.explain(error)));
+      for (const entry of result.Failed ?? []) failed.add(entry.Id);
+    }
+    const moved = known.filter((_, index) => !failed.has(`r${index}`)).map((ref) => ref.taskId);
+    if (moved.length > 0) this.announce();
+    return new Set(moved);
+  }
+
+  async requeue(messages: TaskMessage[]): Promise<void> {
+    await this.push(messages.map((message) => ({ message, delaySeconds: 0 })));
   }
 
   /**

@@ -7,6 +7,7 @@ import { enqueueCommand } from './commands/enqueue.js';
 import { initCommand } from './commands/init.js';
 import { logCommand } from './commands/log.js';
 import { pauseCommands } from './commands/pause.js';
+import { stuckCommand } from './commands/stuck.js';
 import { workerCommand } from './commands/worker.js';
 import type { GlobalArgs } from './context.js';
 
@@ -35,6 +36,7 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
     associateCommand,
     workerCommand,
     logCommand,
+    stuckCommand,
     pauseCommands,
   ];
   for (const add of commands) cli = add(cli) as Argv<GlobalArgs>;

@@ -1,6 +1,7 @@
 import type {
   HttpConfig,
   MetricsConfig,
+  RetentionConfig,
   RetryConfig,
   SupervisorConfig,
   WorkerConfig,
@@ -49,6 +50,14 @@ export const DEFAULTS = {
   } satisfies SupervisorConfig,
   http: { host: '127.0.0.1', port: 9464 } satisfies HttpConfig,
   metrics: { enabled: true, stuckAfterSeconds: 300 } satisfies MetricsConfig,
+  retention: {
+    finishedDays: null,
+    archivedDays: null,
+    intervalSeconds: 3600,
+    batchSize: 1000,
+  } satisfies RetentionConfig,
+  /** Result files go to this directory under the state directory unless `results.directory` says otherwise. */
+  resultsDirectory: 'results',
 } as const;
 
 /** The SQS service refuses more than 10 messages per ReceiveMessage call. */

@@ -104,6 +104,22 @@ export interface HttpConfig {
   port: number;
 }
 
+export interface RetentionConfig {
+  /** Completed, failed and cancelled tasks finished this many days ago are deleted; null keeps them. */
+  finishedDays: number | null;
+  /** Archived tasks archived this many days ago are deleted; null keeps them. */
+  archivedDays: number | null;
+  /** How often the supervisor looks for tasks to delete. */
+  intervalSeconds: number;
+  /** Tasks deleted per transaction, so that a large sweep never locks the task log for long. */
+  batchSize: number;
+}
+
+export interface ResultsConfig {
+  /** Absolute directory of the files that handlers write, one subdirectory per task. */
+  directory: string;
+}
+
 /** The resolved configuration: every field present, every path absolute. */
 export interface TaskqConfig {
   /** Where the configuration came from, for messages. */
@@ -122,4 +138,6 @@ export interface TaskqConfig {
   supervisor: SupervisorConfig;
   http: HttpConfig;
   metrics: MetricsConfig;
+  retention: RetentionConfig;
+  results: ResultsConfig;
 }

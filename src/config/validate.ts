@@ -33,6 +33,8 @@ const ROOT_KEYS = [
   'supervisor',
   'http',
   'metrics',
+  'retention',
+  'results',
 ];
 
 /**
@@ -60,6 +62,8 @@ export function validateConfig(raw: unknown, context: ValidateContext): TaskqCon
   const supervisor = checkSupervisor(check, root.supervisor);
   const http = checkHttp(check, root.http);
   const metrics = checkMetrics(check, root.metrics);
+  const retention = checkRetention(check, root.retention);
+  const results = checkResults(check, root.results, context);
 
   if (check.problems.length > 0) throw new ConfigError(context.source, check.problems);
   return {
@@ -76,6 +80,8 @@ export function validateConfig(raw: unknown, context: ValidateContext): TaskqCon
     supervisor,
     http,
     metrics,
+    retention,
+    results,
   };
 }
 
@@ -447,4 +453,43 @@ function checkMetrics(check: Checker, value: unknown): TaskqConfig['metrics'] {
       { min: 1, max: 604800 },
     ),
   };
+}
+
+function checkRetention(check: Checker, value: unknown): TaskqConfig['retention'] {
+  const keys = ['finishedDays', 'archivedDays', 'intervalSeconds', 'batchSize'];
+  const v = check.section('retention', value, keys);
+  const d = DEFAULTS.retention;
+  const days = (key: 'finishedDays' | 'archivedDays') =>
+    v[key] === undefined || v[key] === null
+      ? null
+      : check.number(`retention.${key}`, v[key], 0, { min: 1, max: 36500, integer: true });
+  return {
+    finishedDays: days('finishedDays'),
+    archivedDays: days('archivedDays'),
+    intervalSeconds: check.number(
+      'retention.intervalSeconds',
+      v.intervalSeconds,
+      d.intervalSeconds,
+      { min: 1, max: 604800 },
+    ),
+    batchSize: check.number('retention.batchSize', v.batchSize, d.batchSize, {
+      min: 1,
+      max: 100000,
+      integer: true,
+    }),
+  };
+}
+
+function checkResults(
+  check: Checker,
+  value: unknown,
+  context: ValidateContext,
+): TaskqConfig['results'] {
+  const v = check.section('results', value, ['directory']);
+  const fallback = path.join(context.stateDir, DEFAULTS.resultsDirectory);
+  if (v.directory === undefined || v.directory === null) return { directory: fallback };
+  const directory = check.string('results.directory', v.directory, '', {
+    hint: 'a directory path, relative to the configuration file or absolute',
+  });
+  return { directory: directory ? path.resolve(context.baseDir, directory) : fallback };
 }

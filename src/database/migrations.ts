@@ -73,7 +73,29 @@ const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
-    // Version 2 is another step; this one depends on nothing but version 1.
+    version: 2,
+    name: 'operations: stuck tasks, reruns, archive and retention',
+    // Each index serves one query of src/tasklog/queries.ts: stuck tasks by queue and age, the
+    // keyset-paged archive and retention sweeps, reruns of a task, and the listing's filters on
+    // status and name in creation order. The rest of the listing's filters read the creation
+    // order index and test each row.
+    sql: (s) => `
+      ALTER TABLE ${s}.tasks
+        ADD COLUMN rerun_of uuid,
+        ADD COLUMN archived_at timestamptz,
+        ADD COLUMN receipt text;
+      CREATE INDEX tasks_stuck ON ${s}.tasks (queue, updated_at)
+        WHERE status IN ('enqueued', 'dequeued', 'running');
+      CREATE INDEX tasks_finished ON ${s}.tasks (finished_at, id)
+        WHERE status IN ('completed', 'failed', 'cancelled');
+      CREATE INDEX tasks_archived ON ${s}.tasks (archived_at, id) WHERE status = 'archived';
+      CREATE INDEX tasks_rerun_of ON ${s}.tasks (rerun_of) WHERE rerun_of IS NOT NULL;
+      CREATE INDEX tasks_status_created_at ON ${s}.tasks (status, created_at DESC);
+      CREATE INDEX tasks_name_created_at ON ${s}.tasks (name, created_at DESC);
+    `,
+  },
+  {
+    // Depends on version 1 only.
     version: 3,
     name: 'queue pauses',
     sql: (s) => `

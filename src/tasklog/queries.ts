@@ -4,8 +4,19 @@ import { notifyControl } from '../database/control-channel.js';
 import { TaskNotFoundError, TransitionRefusedError } from '../errors.js';
 import { isUuid } from '../tasks/message.js';
 import type { Report } from '../tasks/report.js';
+import { checkListOptions, COUNT_CAP, filterSql, orderSql, type ListOptions } from './filters.js';
+import { removeResultFiles, type ResultFile } from './result-files.js';
+import { stuckTasks, type StuckFilter, type StuckTask } from './stuck.js';
+import {
+  archiveAllFinished,
+  deleteExpired,
+  type ArchiveAllOptions,
+  type DeleteExpiredOptions,
+} from './sweeps.js';
 import { TaskLog } from './task-log.js';
 import { publicStatus, statusLabel, type PublicStatus, type TaskStatus } from './statuses.js';
+
+export type { ListOptions, StuckFilter, StuckTask };
 
 /** A task as the CLI, the API and the web page show it. */
 export interface TaskRecord {
@@ -25,11 +36,14 @@ export interface TaskRecord {
   attempts: number;
   maxAttempts: number;
   worker: string | null;
-  resultFile: { name: string; path: string; bytes: number } | null;
+  resultFile: ResultFile | null;
+  /** The task this one runs again, when it is a rerun. */
+  rerunOf: string | null;
   createdAt: string;
   updatedAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  archivedAt: string | null;
 }
 
 export interface TaskEvent {
@@ -43,10 +57,23 @@ export interface TaskEvent {
   detail: unknown;
 }
 
-export interface ListOptions {
-  limit: number;
-  offset: number;
-  status?: TaskStatus[];
+/** One page of a listing. */
+export interface TaskPage {
+  tasks: TaskRecord[];
+  /** The matches, counted up to COUNT_CAP. */
+  total: number;
+  /** False when the count stopped at COUNT_CAP: there are at least `total` matches. */
+  totalExact: boolean;
+}
+
+/** What an archive of several tasks did to each. */
+export interface ArchiveManyResult {
+  archived: string[];
+  refused: { id: string; reason: string }[];
+}
+
+/** Limits an operator's action to the tasks of one owner. */
+export interface OwnerScope {
   owner?: string;
 }
 
@@ -75,15 +102,17 @@ interface TaskRow {
   max_attempts: number;
   worker: string | null;
   result_file: TaskRecord['resultFile'];
+  rerun_of: string | null;
   created_at: Date;
   updated_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  archived_at: Date | null;
 }
 
 const COLUMNS = `id, name, queue, label, owner, category, parent_id, status, report, progress,
-  progress_message, attempts, max_attempts, worker, result_file, created_at, updated_at, started_at,
-  finished_at`;
+  progress_message, attempts, max_attempts, worker, result_file, rerun_of, created_at, updated_at,
+  started_at, finished_at, archived_at`;
 
 function toRecord(row: TaskRow): TaskRecord {
   return {
@@ -104,25 +133,36 @@ function toRecord(row: TaskRow): TaskRecord {
     maxAttempts: row.max_attempts,
     worker: row.worker,
     resultFile: row.result_file,
+    rerunOf: row.rerun_of,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
     startedAt: row.started_at?.toISOString() ?? null,
     finishedAt: row.finished_at?.toISOString() ?? null,
+    archivedAt: row.archived_at?.toISOString() ?? null,
   };
 }
 
-/** Reads of the task log and the operator's transitions (archive, cancel). */
+/**
+ * Reads of the task log and the operator's actions on it: what the CLI, the REST API and the
+ * web page call. Operations that need a broker as well (restarting stuck tasks, reruns) are in
+ * TaskOperations (src/tasklog/operations.ts), built on these.
+ *
+ * Bad input (a malformed id, a limit out of range, an unknown status) throws a UsageError
+ * naming the field; a task that does not exist, or belongs to another owner than the one given,
+ * throws TaskNotFoundError; a transition its status forbids throws TransitionRefusedError.
+ */
 export class TaskLogQueries {
   constructor(
     readonly pool: pg.Pool,
     readonly schema: string,
   ) {}
 
-  async get(id: string): Promise<TaskRecord> {
+  /** One task; with `owner`, only if it belongs to that owner. */
+  async get(id: string, scope: OwnerScope = {}): Promise<TaskRecord> {
     if (!isUuid(id)) throw new TaskNotFoundError(id);
     const { rows } = await this.pool.query<TaskRow>(
-      `SELECT ${COLUMNS} FROM ${this.schema}.tasks WHERE id = $1`,
-      [id],
+      `SELECT ${COLUMNS} FROM ${this.schema}.tasks WHERE id = $1 AND ($2::text IS NULL OR owner = $2)`,
+      [id, scope.owner ?? null],
     );
     if (!rows[0]) throw new TaskNotFoundError(id);
     return toRecord(rows[0]);
@@ -167,28 +207,34 @@ export class TaskLogQueries {
     );
   }
 
-  async list(options: ListOptions): Promise<{ tasks: TaskRecord[]; total: number }> {
-    const where: string[] = [];
-    const values: unknown[] = [];
-    if (options.status?.length) {
-      values.push(options.status);
-      where.push(`status = ANY($${values.length}::text[])`);
-    }
-    if (options.owner) {
-      values.push(options.owner);
-      where.push(`owner = $${values.length}`);
-    }
-    const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  /**
+   * A page of tasks matching a filter, sorted (newest first by default). The page reads an
+   * index in the sort order and stops at `offset + limit` rows; the count stops at COUNT_CAP.
+   */
+  async list(options: ListOptions): Promise<TaskPage> {
+    checkListOptions(options);
+    const { clause, values } = filterSql(options);
+    const n = values.length;
     const { rows } = await this.pool.query<TaskRow>(
       `SELECT ${COLUMNS} FROM ${this.schema}.tasks ${clause}
-       ORDER BY created_at DESC, id DESC LIMIT $${values.length + 1} OFFSET $${values.length + 2}`,
+       ${orderSql(options)} LIMIT $${n + 1} OFFSET $${n + 2}`,
       [...values, options.limit, options.offset],
     );
     const count = await this.pool.query<{ total: string }>(
-      `SELECT count(*) AS total FROM ${this.schema}.tasks ${clause}`,
-      values,
+      `SELECT count(*) AS total FROM (SELECT 1 FROM ${this.schema}.tasks ${clause} LIMIT $${n + 1}) AS page`,
+      [...values, COUNT_CAP + 1],
     );
-    return { tasks: rows.map(toRecord), total: Number(count.rows[0]?.total ?? 0) };
+    const total = Number(count.rows[0]?.total ?? 0);
+    return {
+      tasks: rows.map(toRecord),
+      total: Math.min(total, COUNT_CAP),
+      totalExact: total <= COUNT_CAP,
+    };
+  }
+
+  /** Tasks of one queue that have not moved for `ageSeconds`: see src/tasklog/stuck.ts. */
+  async stuck(filter: StuckFilter): Promise<StuckTask[]> {
+    return stuckTasks(this.pool, this.schema, filter);
   }
 
   async stats(owner?: string): Promise<TaskStats> {
@@ -215,24 +261,78 @@ export class TaskLogQueries {
     return stats;
   }
 
-  /** Archives a finished task; one still in progress only with `force`. */
-  async archive(id: string, options: { force: boolean; actor: string }): Promise<TaskRecord> {
+  /**
+   * Archives a finished task; one still in progress only with `force`. Its result file is
+   * removed once the archive has committed.
+   */
+  async archive(
+    id: string,
+    options: { force: boolean; actor: string } & OwnerScope,
+  ): Promise<TaskRecord> {
     const allowed = options.force
       ? ['enqueued', 'dequeued', 'running', 'child_running', 'completed', 'failed', 'cancelled']
       : ['completed', 'failed', 'cancelled'];
-    return this.transition(id, 'archived', allowed, options.actor, 'archived', (task) =>
-      task.status === 'archived'
+    const before = await this.get(id, options);
+    const task = await this.transition(id, 'archived', allowed, options, 'archived', (current) =>
+      current.status === 'archived'
         ? `Task ${id} is already archived`
-        : `Task ${id} is ${task.status} (in progress); archive it anyway with --force`,
+        : `Task ${id} is ${current.status} (in progress); archive it anyway with --force`,
     );
+    if (before.resultFile) await removeResultFiles([before.resultFile]);
+    return task;
+  }
+
+  /** Archives several tasks, each as `archive` would; a refusal of one leaves the others. */
+  async archiveMany(
+    ids: string[],
+    options: { force: boolean; actor: string } & OwnerScope,
+  ): Promise<ArchiveManyResult> {
+    const result: ArchiveManyResult = { archived: [], refused: [] };
+    for (const id of ids) {
+      try {
+        await this.archive(id, options);
+        result.archived.push(id);
+      } catch (error) {
+        if (!(error instanceof TransitionRefusedError || error instanceof TaskNotFoundError))
+          throw error;
+        result.refused.push({ id, reason: error.message });
+      }
+    }
+    return result;
+  }
+
+  /** Archives every finished task (of one owner, finished long enough ago), in batches. */
+  async archiveAllFinished(options: ArchiveAllOptions): Promise<number> {
+    return archiveAllFinished(this.pool, this.schema, {
+      ...options,
+      onBatch: async (count, files) => {
+        await removeResultFiles(files);
+        await options.onBatch?.(count, files);
+      },
+    });
+  }
+
+  /** Deletes expired finished and archived tasks with their events and files, in batches. */
+  async deleteExpired(options: DeleteExpiredOptions): Promise<number> {
+    return deleteExpired(this.pool, this.schema, {
+      ...options,
+      onBatch: async (count, files) => {
+        await removeResultFiles(files);
+        await options.onBatch?.(count, files);
+      },
+    });
   }
 
   /** Cancels a task that has not started; one past `enqueued` only with `force`. */
-  async cancel(id: string, options: { force: boolean; actor: string }): Promise<TaskRecord> {
+  async cancel(
+    id: string,
+    options: { force: boolean; actor: string } & OwnerScope,
+  ): Promise<TaskRecord> {
     const allowed = options.force
       ? ['enqueued', 'dequeued', 'running', 'child_running']
       : ['enqueued'];
-    return this.transition(id, 'cancelled', allowed, options.actor, 'cancelled', (task) =>
+    await this.get(id, options);
+    return this.transition(id, 'cancelled', allowed, options, 'cancelled', (task) =>
       ['completed', 'failed', 'cancelled', 'archived'].includes(task.status)
         ? `Task ${id} is already ${task.status}; there is nothing to cancel`
         : `Task ${id} is ${task.status}, past enqueued; cancel it anyway with --force`,
@@ -243,17 +343,21 @@ export class TaskLogQueries {
     id: string,
     to: TaskStatus,
     allowed: string[],
-    actor: string,
+    scope: { actor: string } & OwnerScope,
     kind: string,
     refusal: (task: TaskRecord) => string,
   ): Promise<TaskRecord> {
     if (!isUuid(id)) throw new TaskNotFoundError(id);
     const s = this.schema;
     const { rows } = await this.pool.query<{ id: string; previous: TaskStatus }>(
-      `WITH target AS (SELECT id, status FROM ${s}.tasks WHERE id = $1 FOR UPDATE),
-       changed AS (
+      `WITH target AS (
+         SELECT id, status FROM ${s}.tasks
+         WHERE id = $1 AND ($6::text IS NULL OR owner = $6) FOR UPDATE
+       ), changed AS (
          UPDATE ${s}.tasks t SET status = $2, updated_at = now(), lease_expires_at = NULL,
-                finished_at = COALESCE(t.finished_at, now())
+                finished_at = COALESCE(t.finished_at, now()),
+                archived_at = CASE WHEN $2 = 'archived' THEN now() ELSE t.archived_at END,
+                result_file = CASE WHEN $2 = 'archived' THEN NULL ELSE t.result_file END
          FROM target WHERE t.id = target.id AND target.status = ANY($3::text[])
          RETURNING t.id, target.status AS previous, t.attempts, t.worker, t.started_at
        ), events AS (
@@ -264,14 +368,14 @@ export class TaskLogQueries {
          FROM changed
        )
        SELECT id, previous FROM changed`,
-      [id, to, allowed, kind, actor],
+      [id, to, allowed, kind, scope.actor, scope.owner ?? null],
     );
-    if (rows.length === 0) throw new TransitionRefusedError(refusal(await this.get(id)));
+    if (rows.length === 0) throw new TransitionRefusedError(refusal(await this.get(id, scope)));
     // The worker that runs it hears of it at once and aborts its handler.
     if (rows[0]!.previous === 'running')
       await notifyControl(this.pool, { schema: this.schema, kind: 'cancel', taskId: id });
     // A cancelled or archived child counts as ended: its parent may be done now.
-    await new TaskLog(this.pool, this.schema).resolveParents([id], actor);
+    await new TaskLog(this.pool, this.schema).resolveParents([id], scope.actor);
     return this.get(id);
   }
 }

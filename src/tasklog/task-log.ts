@@ -18,6 +18,8 @@ export interface NewTaskRow {
   parentId: string | null;
   maxAttempts: number;
   delaySeconds: number;
+  /** The task this one runs again (`taskq log --rerun`); null for a task of its own. */
+  rerunOf?: string | null;
 }
 
 /** What `start` found for one task id. */
@@ -68,7 +70,8 @@ export class TaskLog {
 
   /**
    * Inserts tasks; `db` is the enqueue transaction. The row itself records the enqueue (its
-   * `created_at` and owner), so no event is written for it: see `TaskLogQueries.events`.
+   * `created_at`, owner, and for a rerun `rerun_of`), so no event is written for it: see
+   * `TaskLogQueries.events`.
    */
   async insert(db: pg.Pool | pg.PoolClient, rows: NewTaskRow[]): Promise<void> {
     const { text, values } = this.insertStatement(rows);
@@ -77,17 +80,18 @@ export class TaskLog {
 
   /**
    * The insert as a statement that a transactional broker can join to its own in one round
-   * trip: a plain INSERT (no WITH), with values $1 to $10.
+   * trip: a plain INSERT (no WITH), with values $1 to $11.
    */
   insertStatement(rows: NewTaskRow[]): SqlStatement {
     return {
       text: `INSERT INTO ${this.schema}.tasks (id, name, queue, parameters, label, owner, category,
-                                   parent_id, status, max_attempts, available_at)
+                                   parent_id, status, max_attempts, available_at, rerun_of)
        SELECT id, name, queue, parameters, label, owner, category, parent_id, 'enqueued',
-              max_attempts, now() + delay * interval '1 second'
+              max_attempts, now() + delay * interval '1 second', rerun_of
        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
-                   $7::text[], $8::uuid[], $9::int[], $10::float8[])
-         AS i(id, name, queue, parameters, label, owner, category, parent_id, max_attempts, delay)`,
+                   $7::text[], $8::uuid[], $9::int[], $10::float8[], $11::uuid[])
+         AS i(id, name, queue, parameters, label, owner, category, parent_id, max_attempts, delay,
+              rerun_of)`,
       values: [
         rows.map((r) => r.id),
         rows.map((r) => r.name),
@@ -99,6 +103,7 @@ export class TaskLog {
         rows.map((r) => r.parentId),
         rows.map((r) => r.maxAttempts),
         rows.map((r) => r.delaySeconds),
+        rows.map((r) => r.rerunOf ?? null),
       ],
     };
   }
@@ -143,18 +148,26 @@ export class TaskLog {
   /**
    * Moves tasks to `running` for one attempt. A task starts only from enqueued or dequeued, or
    * from running when its holder's lease has run out (the holder is gone); so a message that is
-   * delivered twice never runs twice at the same time.
+   * delivered twice never runs twice at the same time. `receipts` (one per id) are the
+   * brokers' handles of the messages, kept so that an operator can hand a stuck task's message
+   * back (`taskq stuck restart`).
    */
-  async start(ids: string[], worker: string, leaseSeconds: number): Promise<StartResult[]> {
+  async start(
+    ids: string[],
+    worker: string,
+    leaseSeconds: number,
+    receipts: string[] | null = null,
+  ): Promise<StartResult[]> {
     const s = this.schema;
     // The common case, a task waiting in its queue, in one statement that reads nothing first.
     const { rows } = await this.pool.query<StartRow>(
       `UPDATE ${s}.tasks
        SET status = 'running', attempts = attempts + 1, worker = $2, started_at = now(),
-           updated_at = now(), lease_expires_at = now() + $3 * interval '1 second'
+           updated_at = now(), lease_expires_at = now() + $3 * interval '1 second',
+           receipt = ($4::text[])[array_position($1::uuid[], id)]
        WHERE id = ANY($1::uuid[]) AND status IN ('enqueued', 'dequeued')
        RETURNING id, 'enqueued' AS previous, true AS started, attempts, max_attempts, available_at`,
-      [ids, worker, leaseSeconds],
+      [ids, worker, leaseSeconds, receipts],
     );
     if (rows.length < ids.length) {
       const begun = new Set(rows.map((row) => row.id));
@@ -163,7 +176,8 @@ export class TaskLog {
         `WITH started AS (
            UPDATE ${s}.tasks t
            SET attempts = t.attempts + 1, worker = $2, started_at = now(), updated_at = now(),
-               lease_expires_at = now() + $3 * interval '1 second'
+               lease_expires_at = now() + $3 * interval '1 second',
+               receipt = ($5::text[])[array_position($4::uuid[], t.id)]
            FROM (SELECT id, worker, started_at FROM ${s}.tasks WHERE id = ANY($1::uuid[])) AS before
            WHERE t.id = before.id AND t.status = 'running' AND t.lease_expires_at < now()
            RETURNING t.id, before.worker AS previous_worker, before.started_at AS previous_start,
@@ -177,7 +191,7 @@ export class TaskLog {
          )
          SELECT id, 'running' AS previous, true AS started, attempts, max_attempts, available_at
          FROM started`,
-        [ids.filter((id) => !begun.has(id)), worker, leaseSeconds],
+        [ids.filter((id) => !begun.has(id)), worker, leaseSeconds, ids, receipts],
       );
       rows.push(...taken);
     }
@@ -391,6 +405,19 @@ export class TaskLog {
        WHERE id = ANY($1::uuid[]) AND status = 'running' AND worker = $2
        RETURNING id`,
       [ids, worker, leaseSeconds],
+    );
+    return new Set(rows.map((row) => row.id));
+  }
+
+  /**
+   * Of tasks whose outcome was not written, the ones an operator handed back to their queue
+   * (`taskq stuck restart --force`) while they ran: their messages must be released, not acked.
+   */
+  async requeued(ids: string[], db: pg.Pool | pg.PoolClient = this.pool): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const { rows } = await db.query<{ id: string }>(
+      `SELECT id FROM ${this.schema}.tasks WHERE id = ANY($1::uuid[]) AND status = 'enqueued'`,
+      [ids],
     );
     return new Set(rows.map((row) => row.id));
   }

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import path from 'node:path';
 
 import type { Broker, ReceivedMessage } from '../brokers/broker.js';
 import { transaction } from '../database/connection.js';
@@ -47,6 +46,8 @@ interface Finished {
   written: boolean;
   /** Acknowledged to its broker in the same transaction. */
   acked: boolean;
+  /** Not written because an operator handed the task back to its queue while it ran. */
+  requeued: boolean;
 }
 
 /** A task this worker holds, from its start in the task log to its broker's ack. */
@@ -155,7 +156,7 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
       executor: this.executor,
       logger: this.logger,
       retryDefaults: config.retry,
-      resultsDir: path.join(config.stateDir, 'results'),
+      resultsDir: config.results.directory,
       enqueueChild: async (parentId, name, parameters, childOptions) => {
         if (!options.enqueue) throw new Error('This worker cannot enqueue child tasks');
         return options.enqueue(name, parameters, { ...childOptions, parentId });
@@ -432,7 +433,8 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
       return;
     }
     const ids = valid.map((entry) => entry.message.id);
-    let results = await this.runtime.taskLog.start(ids, this.id, this.taskLeaseSeconds);
+    const receipts = valid.map((entry) => entry.received.receipt);
+    let results = await this.runtime.taskLog.start(ids, this.id, this.taskLeaseSeconds, receipts);
     const orphans = valid
       .filter((_, index) => results[index]!.previous === null)
       .map((entry) => entry.message);
@@ -442,6 +444,9 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
         orphans.map((m) => m.id),
         this.id,
         this.taskLeaseSeconds,
+        valid
+          .filter((_, index) => results[index]!.previous === null)
+          .map((e) => e.received.receipt),
       );
       const byId = new Map(again.map((result) => [result.id, result]));
       results = results.map((result) => byId.get(result.id) ?? result);
@@ -553,10 +558,13 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
 
     let ended: TaskEnd = 'lost';
     try {
-      const { written, acked } = await this.finishBatcher.add({ outcome, task });
+      const { written, acked, requeued } = await this.finishBatcher.add({ outcome, task });
       if (task.released) return this.forget(task, 'released');
       if (acked) {
         // Acknowledged in the transaction that recorded the outcome.
+      } else if (requeued) {
+        // Restarted by an operator (`taskq stuck restart --force`): it runs again, same id.
+        await task.broker.release([task.received], 0);
       } else if (!written || outcome.status === 'completed' || outcome.status === 'child_running') {
         await this.ack(task);
       } else if (outcome.status === 'enqueued') {
@@ -565,7 +573,9 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
         await task.broker.deadLetter([task.received], outcome.report.message);
       }
       // Not written: the task log holds another status, set meanwhile by an operator.
-      ended = !written ? 'cancelled' : outcome.status === 'enqueued' ? 'retried' : outcome.status;
+      if (requeued) ended = 'released';
+      else if (!written) ended = 'cancelled';
+      else ended = outcome.status === 'enqueued' ? 'retried' : outcome.status;
     } catch (error) {
       // The lease runs out and the task comes back: at least once, never lost.
       this.logger.error(
@@ -609,6 +619,7 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
     this.finished += 1;
     const queue = task.received.queue;
     const durationSeconds = task.runSeconds ?? (Date.now() - task.startedAt) / 1000;
+    this.selector.ran(queue, durationSeconds);
     this.emit('task-ended', {
       id: task.message.id,
       name: task.message.name,
@@ -644,25 +655,36 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
 
   private async recordOutcomes(items: Finishing[]): Promise<Finished[]> {
     const outcomes = items.map((item) => item.outcome);
-    const done = (item: Finishing, written: Set<string>) =>
-      !written.has(item.outcome.id) ||
+    const notWritten = (written: Set<string>) =>
+      outcomes.filter((outcome) => !written.has(outcome.id)).map((outcome) => outcome.id);
+    const done = (item: Finishing, written: Set<string>, requeued: Set<string>) =>
+      (!written.has(item.outcome.id) && !requeued.has(item.outcome.id)) ||
       item.outcome.status === 'completed' ||
       item.outcome.status === 'child_running';
     if (!items.some((item) => item.task.broker.transactional)) {
       const written = await this.runtime.taskLog.finish(outcomes, this.id);
-      return items.map((item) => ({ written: written.has(item.outcome.id), acked: false }));
+      const requeued = await this.runtime.taskLog.requeued(notWritten(written));
+      return items.map((item) => ({
+        written: written.has(item.outcome.id),
+        acked: false,
+        requeued: requeued.has(item.outcome.id),
+      }));
     }
     return transaction(this.runtime.db.pool, async (client) => {
       const written = await this.runtime.taskLog.finish(outcomes, this.id, client);
+      const requeued = await this.runtime.taskLog.requeued(notWritten(written), client);
       const acks = new Map<Broker, ReceivedMessage[]>();
+      const acked = (item: Finishing) =>
+        item.task.broker.transactional && !item.task.released && done(item, written, requeued);
       for (const item of items) {
-        if (!item.task.broker.transactional || item.task.released || !done(item, written)) continue;
+        if (!acked(item)) continue;
         acks.set(item.task.broker, [...(acks.get(item.task.broker) ?? []), item.task.received]);
       }
       for (const [broker, messages] of acks) await broker.ack(messages, client);
       return items.map((item) => ({
         written: written.has(item.outcome.id),
-        acked: item.task.broker.transactional && !item.task.released && done(item, written),
+        acked: acked(item),
+        requeued: requeued.has(item.outcome.id),
       }));
     });
   }

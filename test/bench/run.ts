@@ -1,3 +1,4 @@
+import { benchControl } from './control.bench.js';
 import { benchFoundation } from './foundation.bench.js';
 import { benchMetrics } from './metrics.bench.js';
 import { benchOperations } from './operations.bench.js';
@@ -16,6 +17,7 @@ const SUITES: { name: string; run: (figures: Map<string, number>) => Promise<Ben
   { name: 'sqs', run: benchSqs },
   { name: 'metrics', run: () => benchMetrics() },
   { name: 'operations', run: () => benchOperations() },
+  { name: 'control', run: () => benchControl() },
 ];
 
 async function main(): Promise<number> {

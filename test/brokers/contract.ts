@@ -12,6 +12,8 @@ export type BrokerFactory = (queue: string, leaseSeconds: number) => Promise<Bro
 export interface ContractOptions {
   /** The lease the suite's queues get; the lease tests wait about twice as long. */
   leaseSeconds: number;
+  /** False for a broker that cannot tell whether a message exists (SQS): it answers 'unknown'. */
+  probes?: boolean;
   setup?: () => Promise<void>;
   teardown?: () => Promise<void>;
 }
@@ -210,6 +212,75 @@ export function brokerContract(name: string, make: BrokerFactory, options: Contr
         { intervalMs: 300 },
       );
       off();
+    });
+
+    test('probe tells a waiting or leased message from one that is gone', async () => {
+      const broker = await fresh();
+      const kept = taskMessage(broker.queue);
+      const acked = taskMessage(broker.queue);
+      const never = taskMessage(broker.queue);
+      await broker.push([{ message: kept, delaySeconds: 0 }]);
+      await broker.push([{ message: acked, delaySeconds: 0 }]);
+      const received = await waitFor('both messages', async () => {
+        const got = await broker.receive(10);
+        return got.length === 2 ? got : null;
+      });
+      await broker.ack(received.filter((message) => idOf(message) === acked.id));
+      const refs = [kept, acked, never].map((m) => ({ taskId: m.id, receipt: null }));
+      const presence = await broker.probe(refs);
+      if (options.probes === false) {
+        assert.deepEqual([...presence.values()], ['unknown', 'unknown', 'unknown']);
+        return;
+      }
+      assert.equal(presence.get(kept.id), 'present', 'a leased message is present');
+      assert.equal(presence.get(acked.id), 'missing', 'an acked message is missing');
+      assert.equal(presence.get(never.id), 'missing', 'a message never sent is missing');
+    });
+
+    test('redeliver hands a leased message out again at once, under the same task id', async () => {
+      const broker = await fresh(Math.max(30, options.leaseSeconds));
+      const sent = taskMessage(broker.queue);
+      await broker.push([{ message: sent, delaySeconds: 0 }]);
+      const [first] = await waitFor('the message', () =>
+        broker.receive(10).then((m) => (m.length ? m : null)),
+      );
+      assert.deepEqual(await broker.receive(10), [], 'leased for 30 s');
+      const moved = await broker.redeliver([{ taskId: sent.id, receipt: first!.receipt }]);
+      assert.deepEqual([...moved], [sent.id]);
+      const again = await waitFor('the redelivered message', () =>
+        broker.receive(10).then((m) => (m.length ? m : null)),
+      );
+      assert.equal(idOf(again[0]!), sent.id);
+    });
+
+    test('redeliver finds nothing for a message that was acked', async () => {
+      const broker = await fresh();
+      const sent = taskMessage(broker.queue);
+      await broker.push([{ message: sent, delaySeconds: 0 }]);
+      const received = await waitFor('the message', () =>
+        broker.receive(10).then((m) => (m.length ? m : null)),
+      );
+      await broker.ack(received);
+      await waitFor('the ack', async () => (await broker.counts()).inFlight === 0);
+      const moved = await broker.redeliver([{ taskId: sent.id, receipt: received[0]!.receipt }]);
+      assert.equal(moved.size, 0);
+    });
+
+    test('requeue sends the message of an acked task again, under the same id', async () => {
+      const broker = await fresh();
+      const sent = taskMessage(broker.queue, { again: true });
+      await broker.push([{ message: sent, delaySeconds: 0 }]);
+      const received = await waitFor('the message', () =>
+        broker.receive(10).then((m) => (m.length ? m : null)),
+      );
+      await broker.ack(received);
+      await broker.requeue([sent]);
+      const again = await waitFor('the requeued message', () =>
+        broker.receive(10).then((m) => (m.length ? m : null)),
+      );
+      const decoded = decodeMessage(again[0]!.body);
+      assert.ok(decoded.ok);
+      assert.deepEqual(decoded.message, sent);
     });
 
     test('counts tell waiting from in-flight messages', async () => {

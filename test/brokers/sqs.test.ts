@@ -52,7 +52,7 @@ brokerContract(
   'sqs',
   async (queue, leaseSeconds) =>
     new SqsBroker(queue, options({ visibilityTimeoutSeconds: leaseSeconds }), silent),
-  { leaseSeconds: 2 },
+  { leaseSeconds: 2, probes: false },
 );
 
 describe('sqs broker', () => {

@@ -30,6 +30,22 @@ export const handlers = defineHandlers({
     return 'counted';
   },
 
+  /**
+   * Hangs on its first attempt until aborted (or `ms`, a minute by default), and completes on
+   * any later one: a task whose first worker dies or is stopped mid-run.
+   */
+  'test.hang-first': {
+    retry: { limit: 0 },
+    run: async (parameters, { attempt, signal, writeResultFile }) => {
+      if (attempt === 1) {
+        const ms = Number((parameters as { ms?: number }).ms ?? 60_000);
+        await delay(ms, undefined, { signal });
+      }
+      await writeResultFile('result.txt', `attempt ${attempt}\n`);
+      return `completed on attempt ${attempt}`;
+    },
+  },
+
   /** Enqueues the children described by its parameters: a task name, parameters and a queue. */
   'test.parent': async (parameters, { enqueueChild }) => {
     const children =

@@ -30,6 +30,44 @@ describe('queue selection', () => {
     }
   });
 
+  test('the weight selector shares running time by weight, whatever the length of each task', () => {
+    const weights = new Map([
+      ['high', 90],
+      ['mid', 30],
+      ['low', 10],
+    ]);
+    // Longer tasks on the lighter queues: counting tasks would give low about four times its share.
+    const lengths: Record<string, number[]> = {
+      high: [0.02, 0.05, 0.1],
+      mid: [0.05, 0.2, 0.4],
+      low: [0.1, 0.4, 0.8],
+    };
+    const selector = new WeightSelector(weights);
+    const slots = 16;
+    const running: { queue: string; length: number; until: number }[] = [];
+    const used = new Map<string, number>();
+    let now = 0;
+    let n = 0;
+    while (now < 600) {
+      while (running.length < slots) {
+        const queue = selector.next(['high', 'mid', 'low'])!;
+        selector.charge(queue, 1);
+        const length = lengths[queue]![n++ % 3]!;
+        running.push({ queue, length, until: now + length });
+      }
+      running.sort((a, b) => a.until - b.until);
+      const done = running.shift()!;
+      now = done.until;
+      selector.ran(done.queue, done.length);
+      used.set(done.queue, (used.get(done.queue) ?? 0) + done.length);
+    }
+    const total = [...used.values()].reduce((a, b) => a + b, 0);
+    for (const [queue, weight] of weights) {
+      const share = (used.get(queue)! / total) * 100;
+      assert.ok(Math.abs(share - (weight / 130) * 100) < 1, `${queue} ran ${share.toFixed(2)}%`);
+    }
+  });
+
   test('a queue back from idle starts level with the others instead of catching up', () => {
     const selector = new WeightSelector(
       new Map([
