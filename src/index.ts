@@ -15,6 +15,16 @@ export {
   type ConfigProblem,
 } from './errors.js';
 export { createLogger, type Logger } from './log/logger.js';
+export {
+  isQueuePaused,
+  pausedQueues,
+  pauseQueues,
+  resumeQueues,
+  type PausedQueues,
+  type PauseOptions,
+  type PauseStore,
+  type QueuePause,
+} from './queues/pauses.js';
 export { openRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 export {
   defineHandlers,

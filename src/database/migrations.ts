@@ -90,6 +90,7 @@ const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    // Depends on version 1 only.
     version: 3,
     name: 'queue pauses',
     sql: (s) => `

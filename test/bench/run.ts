@@ -1,4 +1,5 @@
 import { benchApi } from './api.bench.js';
+import { benchControl } from './control.bench.js';
 import { benchFoundation } from './foundation.bench.js';
 import { benchMetrics } from './metrics.bench.js';
 import { benchOperations } from './operations.bench.js';
@@ -18,6 +19,7 @@ const SUITES: { name: string; run: (figures: Map<string, number>) => Promise<Ben
   { name: 'metrics', run: () => benchMetrics() },
   { name: 'operations', run: () => benchOperations() },
   { name: 'api', run: () => benchApi() },
+  { name: 'control', run: () => benchControl() },
 ];
 
 async function main(): Promise<number> {
