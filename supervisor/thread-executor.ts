@@ -19,14 +19,21 @@ export class ThreadExecutor implements Executor {
   /** Per running task, what ends its thread: piscina terminates a thread whose task is aborted. */
   private readonly terminators = new Map<string, AbortController>();
 
+  /**
+   * `tasksPerThread` handlers run at once in each thread, as a worker process runs
+   * `worker.concurrency` at once: a thread is busy only while a handler computes, and handlers
+   * that wait (on I/O, on timers) share it.
+   */
   constructor(
     private readonly handlersModule: string,
     threads: number,
+    tasksPerThread: number,
   ) {
     this.pool = new Piscina({
       filename: THREAD_ENTRY,
       minThreads: threads,
       maxThreads: threads,
+      concurrentTasksPerWorker: tasksPerThread,
       idleTimeout: 60_000,
     });
   }

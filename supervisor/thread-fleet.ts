@@ -16,8 +16,9 @@ export interface ThreadFleetOptions {
 }
 
 /**
- * `--isolation=thread`: one worker with N slots inside the supervisor's process, whose handlers
- * run in a piscina pool of N threads. No IPC and no process per worker; a handler that crashes
+ * `--isolation=thread`: one worker inside the supervisor's process, whose handlers run in a
+ * piscina pool of N threads, `worker.concurrency` at a time in each (as many as N worker
+ * processes would run). No IPC and no process per worker; a handler that crashes
  * its thread fails its task, but one that crashes the process takes the fleet with it.
  */
 export class ThreadFleet extends EventEmitter<FleetEvents> implements Fleet {
@@ -35,12 +36,13 @@ export class ThreadFleet extends EventEmitter<FleetEvents> implements Fleet {
         'Thread isolation needs a handlers module: set "handlers" in the configuration',
       );
     }
-    this.executor = new ThreadExecutor(runtime.config.handlers, options.threads);
+    const perThread = runtime.config.worker.concurrency;
+    this.executor = new ThreadExecutor(runtime.config.handlers, options.threads, perThread);
     const client = new TaskqClient(runtime, 'worker');
     this.worker = new Worker(runtime, {
       id: `${os.hostname()}/threads.${process.pid}`,
       queues: options.queue ? [options.queue] : undefined,
-      concurrency: options.threads,
+      concurrency: options.threads * perThread,
       executor: this.executor,
       enqueue: (name, parameters, enqueueOptions) =>
         client.enqueue(name, parameters, enqueueOptions).then((task) => task.id),

@@ -14,11 +14,11 @@ export interface QueueSelector {
 }
 
 /**
- * What every task costs besides its running time (receiving it, recording its outcome), in
- * seconds. It keeps tasks that take no time at all from costing nothing: among queues of such
- * tasks, shares are shares of tasks.
+ * The least a task costs, in seconds, however short it ran: tasks that take next to no time
+ * still take a receive and an outcome, and among queues of such tasks, shares are shares of
+ * tasks, steady whatever the jitter of their few microseconds.
  */
-const TASK_OVERHEAD_SECONDS = 0.001;
+const MIN_TASK_COST_SECONDS = 0.005;
 /** How much one finished task moves a queue's estimate of its task cost. */
 const ESTIMATE_SMOOTHING = 0.1;
 
@@ -74,14 +74,14 @@ export class WeightSelector implements QueueSelector {
   }
 
   ran(queue: string, seconds: number): void {
-    const cost = TASK_OVERHEAD_SECONDS + Math.max(0, seconds);
+    const cost = Math.max(MIN_TASK_COST_SECONDS, seconds);
     const estimate = this.estimateOf(queue);
     this.advance(queue, cost - estimate);
     this.estimate.set(queue, estimate + ESTIMATE_SMOOTHING * (cost - estimate));
   }
 
   private estimateOf(queue: string): number {
-    return this.estimate.get(queue) ?? TASK_OVERHEAD_SECONDS;
+    return this.estimate.get(queue) ?? MIN_TASK_COST_SECONDS;
   }
 
   private advance(queue: string, seconds: number): void {

@@ -86,17 +86,17 @@ const USAGE_ERRORS: [name: string, args: string[], message: string][] = [
   [
     'log without an action is refused, listing the actions',
     ['log'],
-    'taskq log needs exactly one of --stats, --available, --get-task, --archive, --cancel',
+    'taskq log needs exactly one of --stats, --available, --get-task, --archive, --archive-all-finished, --cancel, --rerun, --download',
   ],
   [
     'log with two actions is refused, listing the actions',
     ['log', '--stats', '--available'],
-    'taskq log needs exactly one of --stats, --available, --get-task, --archive, --cancel',
+    'taskq log needs exactly one of --stats, --available, --get-task, --archive, --archive-all-finished, --cancel, --rerun, --download',
   ],
   [
     'log --get-task with something that is not a task id is refused, naming --get-task',
     ['log', '--get-task', 'nope'],
-    '--get-task needs a task id as enqueue prints it, such as ',
+    '--get-task needs a task id as enqueue prints them, such as ',
   ],
   [
     'log --limit out of range is refused, naming --limit',

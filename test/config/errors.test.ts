@@ -21,7 +21,7 @@ const QUEUES_HINT =
   'must be a list of at least one queue, such as [{"name": "default", "broker": "postgres"}]';
 const ROOT_KEYS =
   '$schema, database, queues, defaultQueue, associations, strategy, handlers, worker, retry, ' +
-  'supervisor, http, metrics';
+  'supervisor, http, metrics, retention, results';
 
 const cases: ErrorCase[] = [
   {
