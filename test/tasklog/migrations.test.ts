@@ -19,8 +19,12 @@ after(async () => {
 });
 
 test('five processes migrating a new database at once: one applies each step, all succeed', async () => {
-  for (let n = 0; n < 5; n += 1)
-    pools.push(new pg.Pool({ connectionString: database.url, max: 1 }));
+  for (let n = 0; n < 5; n += 1) {
+    const pool = new pg.Pool({ connectionString: database.url, max: 1 });
+    // An idle connection closed by the server is replaced on next use; it is no failure here.
+    pool.on('error', () => undefined);
+    pools.push(pool);
+  }
   const applied = await Promise.all(pools.map((pool) => migrate(pool, 'taskq')));
   const steps = applied.flat().sort((a, b) => a - b);
   assert.deepEqual(
