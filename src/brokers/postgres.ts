@@ -311,7 +311,8 @@ export class PostgresBroker implements Broker {
        UPDATE ${s}.job j
        SET state = 'active', started_on = now(),
            retry_count = CASE WHEN j.started_on IS NULL THEN j.retry_count ELSE j.retry_count + 1 END
-       FROM next WHERE j.name = $1 AND j.id = next.id
+       -- By key, whatever the planner estimates of the partition: a join could scan all of it.
+       WHERE j.name = $1 AND j.id = ANY(ARRAY(SELECT id FROM next))
        RETURNING j.id, j.data, j.retry_count, j.created_on`,
       [this.queue, Math.min(max, this.receiveLimit)],
     );

@@ -161,15 +161,23 @@ export class TaskLog {
     const s = this.schema;
     // The common case, a task waiting in its queue, in one statement that reads nothing first.
     const { rows } = await this.pool.query<StartRow>(
-      `UPDATE ${s}.tasks t
-       SET status = 'running', attempts = t.attempts + 1, worker = $2, started_at = now(),
-           updated_at = now(), lease_expires_at = now() + $3 * interval '1 second',
-           receipt = m.receipt
-       FROM unnest($1::uuid[], $4::text[]) AS m(id, receipt)
-       WHERE t.id = m.id AND t.status IN ('enqueued', 'dequeued')
-       RETURNING t.id, 'enqueued' AS previous, true AS started, t.attempts, t.max_attempts,
-                 t.available_at`,
-      [ids, worker, leaseSeconds, receipts ?? ids.map(() => null)],
+      receipts
+        ? `UPDATE ${s}.tasks t
+           SET status = 'running', attempts = t.attempts + 1, worker = $2, started_at = now(),
+               updated_at = now(), lease_expires_at = now() + $3 * interval '1 second',
+               receipt = m.receipt
+           FROM unnest($1::uuid[], $4::text[]) AS m(id, receipt)
+           WHERE t.id = ANY($1::uuid[]) AND t.id = m.id AND t.status IN ('enqueued', 'dequeued')
+           RETURNING t.id, 'enqueued' AS previous, true AS started, t.attempts, t.max_attempts,
+                     t.available_at`
+        : `UPDATE ${s}.tasks
+           SET status = 'running', attempts = attempts + 1, worker = $2, started_at = now(),
+               updated_at = now(), lease_expires_at = now() + $3 * interval '1 second',
+               receipt = NULL
+           WHERE id = ANY($1::uuid[]) AND status IN ('enqueued', 'dequeued')
+           RETURNING id, 'enqueued' AS previous, true AS started, attempts, max_attempts,
+                     available_at`,
+      receipts ? [ids, worker, leaseSeconds, receipts] : [ids, worker, leaseSeconds],
     );
     if (rows.length < ids.length) {
       const begun = new Set(rows.map((row) => row.id));
@@ -261,7 +269,8 @@ export class TaskLog {
                                  ELSE t.available_at END,
              progress = CASE WHEN i.status = 'completed' THEN 1 ELSE t.progress END
          FROM input i
-         WHERE t.id = i.id AND t.status = 'running' AND t.attempts = i.attempt AND t.worker = $6
+         WHERE t.id = ANY($1::uuid[]) AND t.id = i.id AND t.status = 'running'
+           AND t.attempts = i.attempt AND t.worker = $6
          RETURNING t.id, i.status, i.delay, i.attempt, i.report, t.started_at
        ), events AS (
          -- Completed and failed need no event: the row records them. A retry and a wait for

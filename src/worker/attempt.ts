@@ -9,6 +9,7 @@ import type { TaskMessage } from '../tasks/message.js';
 import { errorReport, hasError, report, toReport, type Report } from '../tasks/report.js';
 import type { Outcome, TaskLog } from '../tasklog/task-log.js';
 import { retryDelaySeconds } from './backoff.js';
+import type { TaskAbort } from './abort.js';
 import type { Executor } from './executor.js';
 
 /** Raised into a handler's AbortSignal when its worker stops before the task ends. */
@@ -52,18 +53,29 @@ export async function runAttempt(
   handler: HandlerDefinition,
   attempt: number,
   maxAttempts: number,
-  signal: AbortSignal,
+  abort: TaskAbort,
 ): Promise<Outcome> {
-  const logger = deps.logger.child({ taskId: message.id, task: message.name, attempt });
-  const progress = progressWriter(deps.taskLog, message.id, logger);
+  // The logger, the progress writer and the signal are made when the handler first uses them:
+  // a short task that uses none of them costs no more than its call.
+  let logger: Logger | undefined;
+  const taskLogger = () =>
+    (logger ??= deps.logger.child({ taskId: message.id, task: message.name, attempt }));
+  let progress: ReturnType<typeof progressWriter> | undefined;
   let children = 0;
   const context: TaskContext = {
     taskId: message.id,
     attempt,
     queue: message.queue,
-    signal,
-    logger,
-    progress: progress.update,
+    get signal() {
+      return abort.signal;
+    },
+    get logger() {
+      return taskLogger();
+    },
+    progress: (fraction, text) => {
+      progress ??= progressWriter(deps.taskLog, message.id, taskLogger);
+      progress.update(fraction, text);
+    },
     enqueueChild: async (name, parameters, options = {}) => {
       const id = await deps.enqueueChild(message.id, name, parameters, options);
       children += 1;
@@ -78,7 +90,7 @@ export async function runAttempt(
   } catch (thrown) {
     result = errorReport(thrown);
   } finally {
-    await progress.flush();
+    if (progress) await progress.flush();
   }
 
   if (!hasError(result)) {
@@ -87,7 +99,7 @@ export async function runAttempt(
     return { id: message.id, attempt, status, report: result };
   }
   const retry = { ...deps.retryDefaults, ...handler.retry };
-  if (attempt < Math.min(maxAttempts, retry.limit + 1) && !signal.aborted) {
+  if (attempt < Math.min(maxAttempts, retry.limit + 1) && !abort.aborted) {
     const delaySeconds = retryDelaySeconds(attempt, retry);
     const note = report(
       'info',
@@ -100,7 +112,7 @@ export async function runAttempt(
   return { id: message.id, attempt, status: 'failed', report: result };
 }
 
-function progressWriter(taskLog: TaskLog, taskId: string, logger: Logger) {
+function progressWriter(taskLog: TaskLog, taskId: string, logger: () => Logger) {
   let latest: { fraction: number; message: string | null } | null = null;
   let timer: NodeJS.Timeout | null = null;
   let writing: Promise<void> = Promise.resolve();
@@ -112,7 +124,7 @@ function progressWriter(taskLog: TaskLog, taskId: string, logger: Logger) {
     if (!value) return;
     writing = writing
       .then(() => taskLog.progress(taskId, value.fraction, value.message))
-      .catch((error) => logger.warn({ err: error }, 'could not record progress'));
+      .catch((error) => logger().warn({ err: error }, 'could not record progress'));
   };
 
   return {

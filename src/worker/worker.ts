@@ -10,6 +10,7 @@ import { decodeMessage, type TaskMessage } from '../tasks/message.js';
 import { errorReport, report, type Report } from '../tasks/report.js';
 import type { Outcome, StartResult } from '../tasklog/task-log.js';
 import { CancelAbort, runAttempt, ShutdownAbort, type AttemptDeps } from './attempt.js';
+import { TaskAbort } from './abort.js';
 import { Batcher } from './batcher.js';
 import { WorkerControl, type Controllable } from './control.js';
 import { inlineExecutor, type Executor } from './executor.js';
@@ -55,7 +56,7 @@ interface ActiveTask {
   message: TaskMessage;
   received: ReceivedMessage;
   broker: Broker;
-  abort: AbortController;
+  abort: TaskAbort;
   startedAt: number;
   /** How long the handler ran, once it has returned. */
   runSeconds: number | null;
@@ -509,7 +510,7 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
       message,
       received,
       broker,
-      abort: new AbortController(),
+      abort: new TaskAbort(),
       startedAt: Date.now(),
       runSeconds: null,
       leasedAt: Date.now(),
@@ -541,7 +542,7 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
         handler,
         start.attempts,
         start.maxAttempts,
-        task.abort.signal,
+        task.abort,
       );
     } catch (error) {
       outcome = {
@@ -554,7 +555,7 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
     task.runSeconds = (performance.now() - started) / 1000;
     if (task.cancelledAt !== null) return this.stoppedAfterCancel(task);
     if (task.released) return this.forget(task, 'released');
-    if (task.abort.signal.reason instanceof ShutdownAbort) {
+    if (task.abort.reason instanceof ShutdownAbort) {
       // Aborted because the worker stops: the task did not fail, it runs again elsewhere.
       return this.giveBack([task], 'aborted by shutdown');
     }
@@ -787,7 +788,7 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
         this.taskLeaseSeconds,
       );
       for (const task of tasks) {
-        if (renewed.has(task.message.id) || task.runSeconds !== null || task.abort.signal.aborted)
+        if (renewed.has(task.message.id) || task.runSeconds !== null || task.abort.aborted)
           continue;
         // Cancelled (or given to another worker) while it ran: the handler is told to stop.
         this.logger.info(
