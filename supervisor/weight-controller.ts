@@ -12,10 +12,18 @@ export interface QueueView {
   running: number;
 }
 
-/** How far one step may move a weight, and how far it may drift from the configured one. */
-const STEP_LIMIT = 2;
-const DRIFT_LIMIT = 20;
+/**
+ * How far one step may move a weight, and how far it may drift from the configured one. The
+ * workers already share their running time by weight; the controller only corrects what they
+ * cannot see alone (a fleet's workers holding different mixes), so its steps are small and its
+ * reach bounded, and it reads running work averaged over a few seconds: the count of a light
+ * queue's running tasks is a small, jumpy number, and chasing it would only add noise.
+ */
+const STEP_LIMIT = 1.1;
+const DRIFT_LIMIT = 3;
 const MIN_RUNNING_FOR_FEEDBACK = 4;
+/** Weight of the newest reading in the running-work average (about ten readings' memory). */
+const RUNNING_SMOOTHING = 0.1;
 
 /**
  * Turns configured weights, queue depths and running work into the weights the workers use.
@@ -32,6 +40,7 @@ export class WeightController {
   private views: QueueView[] = [];
   private timer: NodeJS.Timeout | null = null;
   private ticking = false;
+  private readonly runningAverage = new Map<string, number>();
 
   constructor(
     private queues: QueueConfig[],
@@ -84,6 +93,7 @@ export class WeightController {
     this.ticking = true;
     try {
       const running = this.running();
+      const averaged = this.averageRunning(running);
       const counts = await Promise.all(
         this.queues.map((queue) =>
           this.brokers
@@ -92,7 +102,7 @@ export class WeightController {
             .catch(() => null),
         ),
       );
-      const next = this.compute(counts, running);
+      const next = this.compute(counts, averaged);
       const changed = this.queues.some(
         (queue) =>
           Math.abs((next.get(queue.name) ?? 0) - (this.effective.get(queue.name) ?? 0)) >
@@ -108,6 +118,15 @@ export class WeightController {
     } finally {
       this.ticking = false;
     }
+  }
+
+  private averageRunning(now: Map<string, number>): Map<string, number> {
+    for (const queue of this.queues) {
+      const current = now.get(queue.name) ?? 0;
+      const before = this.runningAverage.get(queue.name) ?? current;
+      this.runningAverage.set(queue.name, before + RUNNING_SMOOTHING * (current - before));
+    }
+    return new Map(this.runningAverage);
   }
 
   private compute(

@@ -10,6 +10,8 @@ export interface QueueSelector {
   charge(queue: string, tasks: number): void;
   /** Tells the selector that a task of `queue` ran for `seconds`. */
   ran(queue: string, seconds: number): void;
+  /** Tells the selector that `tasks` charged to `queue` will not run (given back, refused). */
+  discharge(queue: string, tasks: number): void;
   setWeights(weights: ReadonlyMap<string, number>): void;
 }
 
@@ -23,18 +25,21 @@ const MIN_TASK_COST_SECONDS = 0.005;
 const ESTIMATE_SMOOTHING = 0.1;
 
 /**
- * Stride scheduling over running time: each queue has a pass that grows by (seconds of work) /
- * weight, and the candidate with the lowest pass goes next. What counts is the time tasks run,
- * not their number, so a queue of long tasks cannot take more than its weight's share of the
- * worker by taking few of them. A receive charges its tasks at once at the queue's estimated
- * task length (so that the other slots see them before they end), and each task corrects the
- * charge by its real length when it ends, which keeps the shares exact over a run.
+ * Stride scheduling over running time: each queue's pass is the work it has had, in seconds of
+ * running time divided by its weight, and the candidate with the lowest pass goes next. What
+ * counts is the time tasks run, not their number, so a queue of long tasks cannot take more than
+ * its weight's share of the worker by taking few of them. A task is added to its queue's pass
+ * when it ends, at its real cost and the weight of that moment; until then it counts at the
+ * queue's estimated task cost, so that the other slots see the tasks under way.
  *
  * A queue coming back from idle starts level with the others instead of claiming the turns it
  * missed. Queues of weight 0 are taken only when no queue with a weight has work.
  */
 export class WeightSelector implements QueueSelector {
-  private readonly pass = new Map<string, number>();
+  /** Work done per queue, in seconds per unit of weight. */
+  private readonly done = new Map<string, number>();
+  /** Tasks charged and not ended, per queue. */
+  private readonly underWay = new Map<string, number>();
   private readonly estimate = new Map<string, number>();
   /** The queues of the last call to `next`: the others are back from idle when they return. */
   private present = new Set<string>();
@@ -53,41 +58,47 @@ export class WeightSelector implements QueueSelector {
   next(candidates: readonly string[]): string | undefined {
     let best: string | undefined;
     let bestPass = Infinity;
+    let bestDone = 0;
     for (const queue of candidates) {
-      if ((this.weights.get(queue) ?? 0) <= 0) continue;
-      let pass = this.pass.get(queue) ?? this.virtualTime;
-      if (!this.present.has(queue)) pass = Math.max(pass, this.virtualTime);
-      this.pass.set(queue, pass);
+      const weight = this.weights.get(queue) ?? 0;
+      if (weight <= 0) continue;
+      let done = this.done.get(queue) ?? this.virtualTime;
+      if (!this.present.has(queue)) done = Math.max(done, this.virtualTime);
+      this.done.set(queue, done);
+      const pass = done + ((this.underWay.get(queue) ?? 0) * this.estimateOf(queue)) / weight;
       if (pass < bestPass) {
         best = queue;
         bestPass = pass;
+        bestDone = done;
       }
     }
     this.present = new Set(candidates);
     if (best === undefined) return this.nextUnweighted(candidates);
-    this.virtualTime = bestPass;
+    this.virtualTime = bestDone;
     return best;
   }
 
   charge(queue: string, tasks: number): void {
-    this.advance(queue, tasks * this.estimateOf(queue));
+    if (tasks > 0) this.underWay.set(queue, (this.underWay.get(queue) ?? 0) + tasks);
+  }
+
+  discharge(queue: string, tasks: number): void {
+    if (tasks > 0) this.underWay.set(queue, Math.max(0, (this.underWay.get(queue) ?? 0) - tasks));
   }
 
   ran(queue: string, seconds: number): void {
+    this.discharge(queue, 1);
     const cost = Math.max(MIN_TASK_COST_SECONDS, seconds);
     const estimate = this.estimateOf(queue);
-    this.advance(queue, cost - estimate);
     this.estimate.set(queue, estimate + ESTIMATE_SMOOTHING * (cost - estimate));
+    const weight = this.weights.get(queue) ?? 0;
+    if (weight > 0) {
+      this.done.set(queue, (this.done.get(queue) ?? this.virtualTime) + cost / weight);
+    }
   }
 
   private estimateOf(queue: string): number {
     return this.estimate.get(queue) ?? MIN_TASK_COST_SECONDS;
-  }
-
-  private advance(queue: string, seconds: number): void {
-    const weight = this.weights.get(queue) ?? 0;
-    if (weight <= 0 || seconds === 0) return;
-    this.pass.set(queue, (this.pass.get(queue) ?? this.virtualTime) + seconds / weight);
   }
 
   private nextUnweighted(candidates: readonly string[]): string | undefined {
@@ -112,6 +123,8 @@ export class StrictPrioritySelector implements QueueSelector {
   charge(): void {}
 
   ran(): void {}
+
+  discharge(): void {}
 
   next(candidates: readonly string[]): string | undefined {
     let best: string | undefined;

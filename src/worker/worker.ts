@@ -109,6 +109,7 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
   private readonly executor: Executor;
   private readonly logger: Logger;
   private selector: QueueSelector;
+  private strategy: StrategyName;
   private weights: ReadonlyMap<string, number>;
   private readonly taskLeaseSeconds: number;
   private readonly active = new Map<string, ActiveTask>();
@@ -149,6 +150,7 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
       ? runtime.logger
       : runtime.logger.child({ worker: this.id });
     this.weights = configuredWeights(runtime);
+    this.strategy = config.strategy;
     this.selector = createSelector(config.strategy, this.weights);
     this.taskLeaseSeconds = Math.max(3, config.worker.heartbeatSeconds * 3);
     this.finishBatcher = new Batcher((items) => this.writeOutcomes(items));
@@ -238,6 +240,9 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
 
   /** Switches the selection strategy (a reloaded configuration). */
   setStrategy(strategy: StrategyName): void {
+    // A new selector starts its accounting over: only a real change of strategy may do that.
+    if (strategy === this.strategy) return;
+    this.strategy = strategy;
     this.selector = createSelector(strategy, this.weights);
     this.wake();
   }
@@ -344,7 +349,15 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
         this.wake();
       });
     void received
-      .then((messages) => (messages.length > 0 ? this.startMessages(broker, messages) : undefined))
+      .then(async (messages) => {
+        let admitted = 0;
+        try {
+          if (messages.length > 0) admitted = await this.startMessages(broker, messages);
+        } finally {
+          // The selector counted every message; the tasks that run end through `forget`.
+          this.selector.discharge(queue, messages.length - admitted);
+        }
+      })
       .catch((error) => {
         // Their leases run out and the broker hands the messages out again.
         this.logger.error({ err: error, queue }, 'could not start received tasks');
@@ -384,12 +397,12 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
       return [];
     }
     this.idleStreak.delete(queue);
-    this.selector.charge(queue, messages.length);
 
     if (this.paused || this.stopRequested || this.queuePaused(queue)) {
       await broker.release(messages, 0);
       return [];
     }
+    this.selector.charge(queue, messages.length);
     this.launched += messages.length;
     return messages;
   }
@@ -415,14 +428,15 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
     this.idleUntil.set(queue, Date.now() + delay);
   }
 
-  private async startMessages(broker: Broker, messages: ReceivedMessage[]): Promise<void> {
+  /** Starts received messages; returns how many became running tasks of this worker. */
+  private async startMessages(broker: Broker, messages: ReceivedMessage[]): Promise<number> {
     const valid: { received: ReceivedMessage; message: TaskMessage }[] = [];
     for (const received of messages) {
       const decoded = decodeMessage(received.body);
       if (decoded.ok) valid.push({ received, message: decoded.message });
       else await this.rejectMessage(broker, received, decoded.taskId, decoded.reason);
     }
-    if (valid.length === 0) return;
+    if (valid.length === 0) return 0;
 
     const queue = valid[0]!.received.queue;
     if (this.paused || this.stopRequested || this.queuePaused(queue)) {
@@ -431,7 +445,7 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
         valid.map((entry) => entry.received),
         0,
       );
-      return;
+      return 0;
     }
     const ids = valid.map((entry) => entry.message.id);
     // Where a broker's handle is not the task id, the task log keeps it for `taskq stuck`.
@@ -471,10 +485,11 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
     if (this.paused || this.stopRequested || this.queuePaused(queue)) {
       const reason = this.stopRequested ? 'stopping' : 'paused before the task started';
       await this.giveBack(started, reason);
-      return;
+      return started.length;
     }
     const byId = new Map(results.map((result) => [result.id, result]));
     for (const task of started) void this.execute(task, byId.get(task.message.id)!);
+    return started.length;
   }
 
   /** Decides what to do with a message after the compare-and-set; returns the task to run. */

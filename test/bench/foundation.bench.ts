@@ -71,7 +71,7 @@ export async function benchFoundation(figures: Map<string, number>): Promise<Ben
     add(single);
     for (const result of await enqueueRates(boss, client)) add(result);
     add(await latency(boss, runtime, client, env));
-    add(await idleCpu(boss, env));
+    add(await idleCpu(boss, runtime, env));
     return results;
   } finally {
     await boss.stop({ graceful: false, wait: true });
@@ -339,7 +339,16 @@ function cpuSeconds(pid: number): number {
 }
 
 /** CPU used by a worker whose queues are all empty, next to pg-boss's work() on the same queues. */
-async function idleCpu(boss: PgBoss, env: NodeJS.ProcessEnv): Promise<BenchResult> {
+async function idleCpu(
+  boss: PgBoss,
+  runtime: Runtime,
+  env: NodeJS.ProcessEnv,
+): Promise<BenchResult> {
+  // The enqueue figures leave tasks on queue "other": an idle worker must find every queue empty.
+  await runtime.db.pool.query(`DELETE FROM pgboss.job`);
+  await runtime.db.pool.query(
+    `UPDATE taskq.tasks SET status = 'cancelled' WHERE status IN ('enqueued', 'running')`,
+  );
   const baselineIds: string[] = [];
   for (const queue of ['idle_a', 'idle_b']) {
     await boss.createQueue(queue);

@@ -75,12 +75,14 @@ describe('queue selection', () => {
         ['b', 1],
       ]),
     );
-    for (let n = 0; n < 100; n += 1) selector.charge(selector.next(['a'])!, 1);
-    const next = Array.from({ length: 10 }, () => {
-      const queue = selector.next(['a', 'b'])!;
+    const take = (candidates: string[]) => {
+      const queue = selector.next(candidates)!;
       selector.charge(queue, 1);
+      selector.ran(queue, 0.01);
       return queue;
-    });
+    };
+    for (let n = 0; n < 100; n += 1) take(['a']);
+    const next = Array.from({ length: 10 }, () => take(['a', 'b']));
     assert.ok(next.filter((queue) => queue === 'b').length <= 6, `b took ${next.join(',')}`);
   });
 
