@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 import type pg from 'pg';
 
 import type { ResultFile } from './result-files.js';
@@ -26,6 +28,19 @@ export interface DeleteExpiredOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * After each batch a sweep rests for this many times as long as the batch took, so that a sweep
+ * of a million rows takes at most about half of a database core and the workers beside it keep
+ * their pace; it runs longer instead.
+ */
+const REST_PER_BATCH_TIME = 1;
+
+/** Rests after a batch begun at `startedMs`, unless the sweep is being stopped. */
+async function rest(startedMs: number, signal?: AbortSignal): Promise<void> {
+  const ms = (performance.now() - startedMs) * REST_PER_BATCH_TIME;
+  await sleep(ms, undefined, { signal }).catch(() => undefined);
+}
+
 interface SweptRow {
   id: string;
   key: Date;
@@ -49,6 +64,7 @@ export async function archiveAllFinished(
   let after: { key: Date; id: string } | null = null;
   let total = 0;
   while (!options.signal?.aborted) {
+    const batchStarted = performance.now();
     const { rows } = await pool.query<SweptRow>(
       `WITH batch AS (
          SELECT id, status, created_at, result_file FROM ${schema}.tasks
@@ -83,6 +99,7 @@ export async function archiveAllFinished(
     // the rows archived already no longer match.
     after = lastKey(rows);
     await options.onBatch?.(rows.length, files(rows));
+    await rest(batchStarted, options.signal);
   }
   return total;
 }
@@ -116,6 +133,7 @@ export async function deleteExpired(
   for (const sweep of sweeps) {
     if (sweep.before === null) continue;
     while (!options.signal?.aborted) {
+      const batchStarted = performance.now();
       const { rows } = await pool.query<SweptRow>(
         `WITH batch AS (
            SELECT id FROM ${schema}.tasks
@@ -134,6 +152,7 @@ export async function deleteExpired(
       if (rows.length === 0) break;
       total += rows.length;
       await options.onBatch?.(rows.length, files(rows));
+      await rest(batchStarted, options.signal);
     }
   }
   return total;

@@ -503,6 +503,11 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
       if (result.previous === 'running') {
         // Another worker holds it with a live lease: look again once that lease could be over.
         await broker.release([received], this.taskLeaseSeconds);
+      } else if (result.previous === 'enqueued' || result.previous === 'dequeued') {
+        // Still waiting, yet not started: its enqueue committed between the start and the look
+        // that followed (a broker outside the database can hand a message out before its row
+        // commits). The message comes back in a moment and starts then.
+        await broker.release([received], 1);
       } else {
         // Finished, cancelled before pickup, or archived: the message has nothing left to do.
         await broker.ack([received]);
