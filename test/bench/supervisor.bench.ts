@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 
 import { TaskqClient, type EnqueueRequest } from '../../src/client.js';
+import { pauseQueues, resumeQueues } from '../../src/queues/pauses.js';
 import type { Runtime } from '../../src/runtime.js';
 import { createTestDatabase } from '../support/database.js';
 import { EXAMPLE_HANDLERS } from '../support/paths.js';
@@ -246,11 +247,21 @@ async function throughput(singleWorker: number): Promise<BenchResult[]> {
       }));
       for (let done = 0; done < TASKS; done += 1000) await env.client.enqueueMany(requests);
       await env.runtime.db.pool.query('ANALYZE');
+      // The queue is held until every worker runs, so that the figure is the fleet's pace and
+      // not the time its processes take to start (the single worker's figure leaves that out).
+      await pauseQueues(env.runtime.taskLog, ['default'], 'bench');
       const supervisor = await startSupervisor(
         [`--workers=${WORKERS}`, `--isolation=${isolation}`],
         env.env,
       );
+      await waitFor(
+        'every worker to run',
+        async () =>
+          (await supervisor.health()).workers.every((worker) => worker.state === 'running'),
+        { timeoutMs: 60_000 },
+      );
       const started = Date.now();
+      await resumeQueues(env.runtime.taskLog, ['default'], 'bench');
       await waitFor(
         'every task to complete',
         async () => (await count(env.runtime, `status = 'completed'`)) >= TASKS,

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +7,15 @@ import path from 'node:path';
 import { exited } from './cli.js';
 import { SUPERVISOR } from './paths.js';
 import { waitFor } from './wait.js';
+
+/** The node flags of a script's `#!/usr/bin/env -S node ...` line, to start it as its bin does. */
+function readShebangFlags(script: string): string[] {
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0] ?? '';
+  const match = /^#!\/usr\/bin\/env -S node((?: +--\S+)*)\s*$/.exec(first);
+  return match ? match[1]!.trim().split(/ +/).filter(Boolean) : [];
+}
+
+const SUPERVISOR_V8_FLAGS = readShebangFlags(SUPERVISOR);
 
 export interface RunningSupervisor {
   process: ChildProcess;
@@ -48,15 +58,20 @@ export async function startSupervisor(
   args: string[],
   env: NodeJS.ProcessEnv,
 ): Promise<RunningSupervisor> {
-  const child = spawn(process.execPath, [SUPERVISOR, '--http-port=0', ...args], {
-    // The address is read from an info line, so the level is at most info.
-    env: {
-      ...process.env,
-      ...env,
-      TASKQ_LOG_LEVEL: env.TASKQ_LOG_LEVEL === 'debug' ? 'debug' : 'info',
+  // Started as its bin's first line and `npm start` start it, with the same V8 flags.
+  const child = spawn(
+    process.execPath,
+    [...SUPERVISOR_V8_FLAGS, SUPERVISOR, '--http-port=0', ...args],
+    {
+      // The address is read from an info line, so the level is at most info.
+      env: {
+        ...process.env,
+        ...env,
+        TASKQ_LOG_LEVEL: env.TASKQ_LOG_LEVEL === 'debug' ? 'debug' : 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  );
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
