@@ -16,8 +16,12 @@ const THREAD_ENTRY = fileURLToPath(new URL('../workers/thread-entry.js', import.
  */
 export class ThreadExecutor implements Executor {
   private readonly pool: Piscina<ThreadTask, unknown>;
-  /** Per running task, what ends its thread: piscina terminates a thread whose task is aborted. */
-  private readonly terminators = new Map<string, AbortController>();
+  /**
+   * Per running task, the thread that runs it. A task is not given to piscina with an abort
+   * signal: piscina runs an abortable task alone in its thread, which would take away the
+   * sharing of threads; a thread that must end is ended by its id instead.
+   */
+  private readonly threadOf = new Map<string, number>();
 
   /**
    * `tasksPerThread` handlers run at once in each thread, as a worker process runs
@@ -45,11 +49,12 @@ export class ThreadExecutor implements Executor {
     context: TaskContext,
   ): Promise<unknown> {
     const { port1, port2 } = new MessageChannel();
-    port1.on('message', (request: ThreadRequest) => void this.serve(port1, request, context));
+    port1.on('message', (request: ThreadRequest) => {
+      if (request.kind === 'thread') this.threadOf.set(context.taskId, request.threadId);
+      else void this.serve(port1, request, context);
+    });
     const onAbort = () => port1.postMessage({ kind: 'abort' });
     context.signal.addEventListener('abort', onAbort, { once: true });
-    const terminator = new AbortController();
-    this.terminators.set(context.taskId, terminator);
     try {
       const task: ThreadTask = {
         handlers: this.handlersModule,
@@ -60,9 +65,9 @@ export class ThreadExecutor implements Executor {
         queue: context.queue,
         port: port2,
       };
-      return await this.pool.run(task, { transferList: [port2], signal: terminator.signal });
+      return await this.pool.run(task, { transferList: [port2] });
     } finally {
-      this.terminators.delete(context.taskId);
+      this.threadOf.delete(context.taskId);
       context.signal.removeEventListener('abort', onAbort);
       port1.close();
     }
@@ -70,18 +75,20 @@ export class ThreadExecutor implements Executor {
 
   /**
    * Ends the thread that runs a task whose handler ignores its AbortSignal; piscina starts a
-   * new thread in its place. Returns false when no thread runs the task.
+   * new thread in its place. Other tasks that shared the thread end with an error and are
+   * retried as their retry settings say. Returns false when no thread is known to run the task.
    */
   terminate(taskId: string): boolean {
-    const terminator = this.terminators.get(taskId);
-    if (!terminator) return false;
-    terminator.abort(new Error('the handler ignored its cancel; its thread was ended'));
+    const threadId = this.threadOf.get(taskId);
+    const thread = this.pool.threads.find((candidate) => candidate.threadId === threadId);
+    if (threadId === undefined || !thread) return false;
+    void thread.terminate();
     return true;
   }
 
   private async serve(
     port: MessageChannel['port1'],
-    request: ThreadRequest,
+    request: Exclude<ThreadRequest, { kind: 'thread' }>,
     context: TaskContext,
   ): Promise<void> {
     if (request.kind === 'progress') {

@@ -21,7 +21,9 @@ export type ThreadRequest =
       parameters: unknown;
       options: { label?: string; queue?: string };
     }
-  | { kind: 'writeResultFile'; seq: number; fileName: string; content: string | Uint8Array };
+  | { kind: 'writeResultFile'; seq: number; fileName: string; content: string | Uint8Array }
+  /** Sent first: the thread that runs the task, so that the worker can end it if it must. */
+  | { kind: 'thread'; seq: 0; threadId: number };
 
 export type ThreadReply =
   { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: string };

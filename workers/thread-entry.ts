@@ -3,7 +3,7 @@
  * progress, result file and child enqueues travel to the worker over a MessagePort, and whose
  * AbortSignal follows the worker's.
  */
-import type { MessagePort } from 'node:worker_threads';
+import { threadId, type MessagePort } from 'node:worker_threads';
 
 import { createLogger } from '../src/log/logger.js';
 import { loadHandlers, type HandlerRegistry, type TaskContext } from '../src/tasks/handlers.js';
@@ -45,6 +45,7 @@ export default async function runInThread(task: ThreadTask): Promise<unknown> {
       abort.abort(new Error('aborted by the worker'));
   });
   port.unref();
+  port.postMessage({ kind: 'thread', seq: 0, threadId } satisfies ThreadRequest);
 
   const context: TaskContext = {
     taskId: task.taskId,

@@ -119,6 +119,31 @@ describe('cancelling a running task', () => {
     });
   }
 
+  test('with thread isolation, a handler that ignores its AbortSignal past the grace has its thread ended', async () => {
+    const s = await setup({ ...ONE_QUEUE, supervisor: { cancelGraceSeconds: 1 } });
+    const supervisor = await supervise(s, ['--workers=2', '--isolation=thread']);
+    const { id } = await s.client.enqueue('test.ignore-abort', { markers: s.markers });
+    await waitFor('the handler to start', () => markedAt(s, id, 'started'));
+
+    const cancel = await runCli(['log', '--cancel', id, '--force'], { env: s.env });
+    assert.equal(cancel.code, 0, cancel.stderr);
+    await waitFor('the AbortSignal to fire', () => markedAt(s, id, 'abort'), { timeoutMs: 3000 });
+    await waitFor(
+      'the thread to be ended',
+      async () => (await supervisor.health()).restarts.recycle === 1,
+      { timeoutMs: 15_000 },
+    );
+    assert.equal((await s.runtime.queries.get(id)).status, 'cancelled');
+
+    // The pool replaced the thread: the fleet goes on.
+    const after = await s.client.enqueue('example.echo', { text: 'after' });
+    await waitFor(
+      'a task after the end of the thread',
+      async () => (await status(s, after.id)) === 'completed',
+    );
+    assert.deepEqual(await supervisor.stop(), { code: 0, signal: null });
+  });
+
   test('a handler that ignores its AbortSignal past cancelGraceSeconds gets its worker recycled', async () => {
     const s = await setup({ ...ONE_QUEUE, supervisor: { cancelGraceSeconds: 1 } });
     const supervisor = await supervise(s, ['--workers=1', '--shutdown-timeout-seconds=2']);
