@@ -23,7 +23,6 @@ import { RetentionSweeper } from './retention.js';
 import { PidFile } from './pid-file.js';
 import { ProcessFleet } from './process-fleet.js';
 import { QueueHistory } from './queue-history.js';
-import { ThreadFleet } from './thread-fleet.js';
 import type { RestartReason } from './worker-slot.js';
 import { WeightController } from './weight-controller.js';
 import { webPageRoutes } from './web-page.js';
@@ -117,7 +116,7 @@ export class Supervisor {
       initQueues: true,
       supervise: threads,
     });
-    this.fleet = this.createFleet(this.runtime);
+    this.fleet = await this.createFleet(this.runtime);
     this.fleet.on(
       'orphans',
       ({ workerId, holdings, reason }) => void this.release(workerId, holdings, reason),
@@ -186,8 +185,10 @@ export class Supervisor {
     this.retention.start();
   }
 
-  private createFleet(runtime: Runtime): Fleet {
+  private async createFleet(runtime: Runtime): Promise<Fleet> {
     if (this.options.isolation === 'thread') {
+      // Loaded only here: a fleet of processes has no use for the thread pool's code.
+      const { ThreadFleet } = await import('./thread-fleet.js');
       return new ThreadFleet({ threads: this.options.workers, queue: this.options.queue, runtime });
     }
     return new ProcessFleet({
