@@ -17,6 +17,9 @@ import { WORKER_ENV, isToWorker, type FromWorker } from '../supervisor/protocol.
 process.on('SIGUSR2', () => {});
 process.on('SIGCONT', () => {});
 
+/** How long an orphaned worker may take past its shutdown timeout before it exits anyway. */
+const ORPHAN_EXIT_GRACE_SECONDS = 5;
+
 const id = process.env[WORKER_ENV.id] ?? `worker:${process.pid}`;
 const logger = createLogger({ bindings: { worker: id } });
 
@@ -88,6 +91,15 @@ async function main(): Promise<void> {
     if (worker.currentState === 'stopping' || worker.currentState === 'stopped') return;
     logger.warn('the supervisor is gone; stopping');
     void worker.stop(shutdownSeconds);
+    // A drain that cannot finish (a database that stopped answering holds every release and
+    // close) must not leave an orphan behind: the leases give its tasks back in the end.
+    setTimeout(
+      () => {
+        logger.error({ shutdownSeconds }, 'the drain without a supervisor did not end; exiting');
+        process.exit(1);
+      },
+      (shutdownSeconds + ORPHAN_EXIT_GRACE_SECONDS) * 1000,
+    ).unref();
   });
 
   const removeHandlers = installSignalHandlers(workerSignalTarget(worker, shutdownSeconds), logger);
