@@ -144,7 +144,7 @@ export class TaskqClient {
           `${broker.maxMessageBytes}. Pass a reference to the data (a file or a row id) instead of the data itself.`,
       );
     }
-    const retryLimit = handler.retry?.limit ?? config.retry.limit;
+    const retry = { ...config.retry, ...handler.retry };
     return {
       row: {
         id: message.id,
@@ -155,7 +155,8 @@ export class TaskqClient {
         owner: message.owner,
         category: handler.category ?? 'unknown',
         parentId: message.parentId,
-        maxAttempts: retryLimit + 1,
+        // Retries count failures; a lost worker's attempt draws on an allowance of its own.
+        maxAttempts: retry.limit + 1 + retry.lostAttemptsLimit,
         delaySeconds,
         rerunOf: request.rerunOf ?? null,
       },

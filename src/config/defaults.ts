@@ -39,6 +39,7 @@ export const DEFAULTS = {
     delaySeconds: 1,
     backoff: true,
     maxDelaySeconds: 300,
+    lostAttemptsLimit: 2,
   } satisfies RetryConfig,
   supervisor: {
     maxRestarts: 10,

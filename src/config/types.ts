@@ -72,6 +72,12 @@ export interface RetryConfig {
   delaySeconds: number;
   backoff: boolean;
   maxDelaySeconds: number;
+  /**
+   * Attempts, beyond the retries, that may end without an outcome because their worker was lost
+   * (killed, crashed, cut off) before the task is failed: enough to survive lost workers, few
+   * enough to stop a handler that takes its process down every time.
+   */
+  lostAttemptsLimit: number;
 }
 
 export interface SupervisorConfig {

@@ -375,7 +375,13 @@ function checkWorker(check: Checker, value: unknown): TaskqConfig['worker'] {
 }
 
 function checkRetry(check: Checker, value: unknown): TaskqConfig['retry'] {
-  const r = check.section('retry', value, ['limit', 'delaySeconds', 'backoff', 'maxDelaySeconds']);
+  const r = check.section('retry', value, [
+    'limit',
+    'delaySeconds',
+    'backoff',
+    'maxDelaySeconds',
+    'lostAttemptsLimit',
+  ]);
   const d = DEFAULTS.retry;
   return {
     limit: check.number('retry.limit', r.limit, d.limit, { min: 0, max: 1000, integer: true }),
@@ -388,6 +394,12 @@ function checkRetry(check: Checker, value: unknown): TaskqConfig['retry'] {
       min: 0,
       max: 86400,
     }),
+    lostAttemptsLimit: check.number(
+      'retry.lostAttemptsLimit',
+      r.lostAttemptsLimit,
+      d.lostAttemptsLimit,
+      { min: 0, max: 100, integer: true },
+    ),
   };
 }
 

@@ -457,7 +457,8 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
       .filter((_, index) => results[index]!.previous === null)
       .map((entry) => entry.message);
     if (orphans.length > 0) {
-      await this.runtime.taskLog.adopt(orphans, this.runtime.config.retry.limit + 1, this.id);
+      const { limit, lostAttemptsLimit } = this.runtime.config.retry;
+      await this.runtime.taskLog.adopt(orphans, limit + 1 + lostAttemptsLimit, this.id);
       const again = await this.runtime.taskLog.start(
         orphans.map((m) => m.id),
         this.id,
@@ -522,7 +523,9 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
       return null;
     }
     if (result.attempts > result.maxAttempts) {
-      const why = `Gave up after ${result.maxAttempts} attempt(s); the last ones ended without an outcome (their worker was lost)`;
+      const why =
+        `Gave up after ${result.maxAttempts} attempt(s); the last ones ended without an outcome ` +
+        '(their worker was lost). retry.lostAttemptsLimit sets how many lost attempts a task may have.';
       await this.failUnrunnable(broker, received, message.id, report('error', why));
       return null;
     }

@@ -87,7 +87,7 @@ const cases: ErrorCase[] = [
       [
         'retry.limt',
         'is not a known setting; known settings here: ' +
-          'limit, delaySeconds, backoff, maxDelaySeconds',
+          'limit, delaySeconds, backoff, maxDelaySeconds, lostAttemptsLimit',
       ],
     ],
   },
