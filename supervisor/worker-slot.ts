@@ -87,9 +87,13 @@ export class WorkerSlot extends EventEmitter<SlotEvents> {
     this.index = options.index;
   }
 
-  /** Names the current process in the task log: host, slot and incarnation. */
+  /**
+   * Names the current process in the task log: host, supervisor, slot and incarnation. The
+   * supervisor's pid keeps apart the workers of two supervisors on one host (or on hosts that
+   * share a name, as containers may).
+   */
   get workerId(): string {
-    return `${os.hostname()}/w${this.index}.${this.generation}`;
+    return `${os.hostname()}:${process.pid}/w${this.index}.${this.generation}`;
   }
 
   get pid(): number | null {

@@ -8,13 +8,17 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real `taskq` binary and collects what it printed. */
+/**
+ * Runs the real `taskq` binary and collects what it printed. `prefix` runs it through another
+ * command, such as `ip netns exec`.
+ */
 export function runCli(
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; prefix?: string[] } = {},
 ): Promise<CliResult> {
+  const [command, ...rest] = [...(options.prefix ?? []), process.execPath, CLI, ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(command!, rest, {
       cwd: options.cwd,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],

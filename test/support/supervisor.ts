@@ -53,25 +53,33 @@ export async function supervisorHome(
   return { home, configFile };
 }
 
-/** Starts the real `taskq-supervisor` and waits until its HTTP server answers. */
+/**
+ * Starts the real `taskq-supervisor` and waits until its HTTP server answers. `prefix` runs it
+ * through another command, such as `ip netns exec`.
+ */
 export async function startSupervisor(
   args: string[],
   env: NodeJS.ProcessEnv,
+  prefix: string[] = [],
 ): Promise<RunningSupervisor> {
   // Started as its bin's first line and `npm start` start it, with the same V8 flags.
-  const child = spawn(
+  const [command, ...rest] = [
+    ...prefix,
     process.execPath,
-    [...SUPERVISOR_V8_FLAGS, SUPERVISOR, '--http-port=0', ...args],
-    {
-      // The address is read from an info line, so the level is at most info.
-      env: {
-        ...process.env,
-        ...env,
-        TASKQ_LOG_LEVEL: env.TASKQ_LOG_LEVEL === 'debug' ? 'debug' : 'info',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    ...SUPERVISOR_V8_FLAGS,
+    SUPERVISOR,
+    '--http-port=0',
+    ...args,
+  ];
+  const child = spawn(command!, rest, {
+    // The address is read from an info line, so the level is at most info.
+    env: {
+      ...process.env,
+      ...env,
+      TASKQ_LOG_LEVEL: env.TASKQ_LOG_LEVEL === 'debug' ? 'debug' : 'info',
     },
-  );
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
