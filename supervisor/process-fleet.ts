@@ -61,6 +61,7 @@ export class ProcessFleet extends EventEmitter<FleetEvents> implements Fleet {
       slot.on('message', (message) => {
         if (message.type === 'task-started' || message.type === 'task-ended')
           this.emit('work', message);
+        if (message.type === 'handler-abandoned') this.recycleAbandoned(slot, message.taskId);
         // A worker that (re)started gets the current weights as soon as it reports its state.
         if (message.type === 'state' && message.state !== 'stopping' && this.lastConfigure)
           slot.send(this.lastConfigure);
@@ -107,6 +108,15 @@ export class ProcessFleet extends EventEmitter<FleetEvents> implements Fleet {
 
   holds(taskId: string): boolean {
     return this.holder(taskId) !== undefined;
+  }
+
+  /** A worker whose handler ran past its timeout and grace: its other tasks drain first. */
+  private recycleAbandoned(slot: WorkerSlot, taskId: string): void {
+    this.options.logger.warn(
+      { taskId, worker: slot.workerId },
+      'a timed-out handler ignored its AbortSignal; recycling its worker',
+    );
+    slot.recycle('recycle', this.options.shutdownTimeoutSeconds + KILL_AFTER_DRAIN_SECONDS);
   }
 
   /** Drains the worker and starts another; a worker still alive past the drain is killed. */

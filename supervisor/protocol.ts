@@ -16,7 +16,9 @@ export type FromWorker =
   | ({ type: 'task-started' } & TaskStarted)
   | ({ type: 'task-ended' } & TaskEnded)
   | { type: 'pong'; seq: number; rssBytes: number; tasksDone: number; running: number }
-  | { type: 'metrics'; seq: number; metrics: unknown };
+  | { type: 'metrics'; seq: number; metrics: unknown }
+  /** A timed-out handler goes on past its grace: only a new process stops it. */
+  | { type: 'handler-abandoned'; taskId: string };
 
 /** Environment of a forked worker: how the supervisor hands it its identity and start state. */
 export const WORKER_ENV = {

@@ -49,6 +49,10 @@ export class ThreadFleet extends EventEmitter<FleetEvents> implements Fleet {
     });
     this.worker.on('task-started', (task) => this.emit('work', { type: 'task-started', ...task }));
     this.worker.on('task-ended', (task) => this.emit('work', { type: 'task-ended', ...task }));
+    // A timed-out handler that ignores its AbortSignal past the grace: its thread is ended.
+    this.worker.on('handler-abandoned', (taskId) => {
+      if (this.executor.terminate(taskId)) this.emit('restart', 'recycle');
+    });
   }
 
   async start(): Promise<void> {

@@ -66,6 +66,7 @@ async function main(): Promise<void> {
   worker.on('state', (state) => send({ type: 'state', state }));
   worker.on('task-started', (task) => send({ type: 'task-started', ...task }));
   worker.on('task-ended', (task) => send({ type: 'task-ended', ...task }));
+  worker.on('handler-abandoned', (taskId) => send({ type: 'handler-abandoned', taskId }));
   process.on('message', (message) => {
     if (!isToWorker(message)) return;
     if (message.type === 'ping') {

@@ -33,6 +33,7 @@ export const DEFAULTS = {
     idlePollMaxSeconds: 1,
     heartbeatSeconds: 10,
     shutdownTimeoutSeconds: 30,
+    taskTimeoutSeconds: null,
   } satisfies WorkerConfig,
   retry: {
     limit: 3,

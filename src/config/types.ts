@@ -64,6 +64,8 @@ export interface WorkerConfig {
   heartbeatSeconds: number;
   /** On a stop signal, running tasks get this long before they are aborted and released. */
   shutdownTimeoutSeconds: number;
+  /** Longest run of an attempt whose handler sets no timeoutSeconds; null sets none. */
+  taskTimeoutSeconds: number | null;
 }
 
 export interface RetryConfig {

@@ -338,7 +338,13 @@ function checkHandlers(check: Checker, value: unknown, baseDir: string): string 
 }
 
 function checkWorker(check: Checker, value: unknown): TaskqConfig['worker'] {
-  const keys = ['concurrency', 'idlePollMaxSeconds', 'heartbeatSeconds', 'shutdownTimeoutSeconds'];
+  const keys = [
+    'concurrency',
+    'idlePollMaxSeconds',
+    'heartbeatSeconds',
+    'shutdownTimeoutSeconds',
+    'taskTimeoutSeconds',
+  ];
   const w = check.section('worker', value, keys);
   const d = DEFAULTS.worker;
   return {
@@ -371,6 +377,13 @@ function checkWorker(check: Checker, value: unknown): TaskqConfig['worker'] {
       d.shutdownTimeoutSeconds,
       { min: 0, max: 86400 },
     ),
+    taskTimeoutSeconds:
+      w.taskTimeoutSeconds === undefined || w.taskTimeoutSeconds === null
+        ? d.taskTimeoutSeconds
+        : check.number('worker.taskTimeoutSeconds', w.taskTimeoutSeconds, 0, {
+            min: 0.1,
+            max: 604800,
+          }),
   };
 }
 

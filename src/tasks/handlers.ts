@@ -39,6 +39,11 @@ export interface HandlerDefinition<P = unknown> {
   run: HandlerFunction<P>;
   /** TAO's categories: export, import, delivery_comp ... shown in the task list. */
   category?: string;
+  /**
+   * Longest run of one attempt; past it the handler's AbortSignal fires and the attempt fails
+   * (and is retried as `retry` says). Overrides worker.taskTimeoutSeconds.
+   */
+  timeoutSeconds?: number;
   /** Overrides the configuration's retry defaults for this task. */
   retry?: Partial<RetryConfig>;
   /** Chooses the queue from the parameters; undefined falls through to the association map. */
@@ -64,9 +69,10 @@ export class HandlerRegistry {
 
   register(name: string, entry: HandlerFunction | HandlerDefinition): void {
     if (typeof entry === 'function') this.handlers.set(name, { run: entry });
-    else if (isPlainObject(entry) && typeof entry.run === 'function')
+    else if (isPlainObject(entry) && typeof entry.run === 'function') {
+      checkTimeout(name, entry.timeoutSeconds);
       this.handlers.set(name, entry);
-    else {
+    } else {
       throw new TaskqError(
         'HANDLER_INVALID',
         `Handler "${name}" must be a function or an object with a run function`,
@@ -87,6 +93,16 @@ export class HandlerRegistry {
     if (!handler) throw new UnknownTaskError(name, this.names());
     return handler;
   }
+}
+
+function checkTimeout(name: string, timeoutSeconds: unknown): void {
+  if (timeoutSeconds === undefined) return;
+  if (typeof timeoutSeconds !== 'number' || !Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0)
+    throw new TaskqError(
+      'HANDLER_INVALID',
+      `Handler "${name}": timeoutSeconds must be a positive number of seconds ` +
+        `(got ${JSON.stringify(timeoutSeconds) ?? String(timeoutSeconds)}); leave it out for no limit`,
+    );
 }
 
 /** Imports the handlers module named in the configuration (its `handlers` or default export). */

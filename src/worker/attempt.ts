@@ -26,6 +26,17 @@ export class CancelAbort extends TaskqError {
   }
 }
 
+/** Raised into a handler's AbortSignal when its task runs past its timeout. */
+export class TimeoutAbort extends TaskqError {
+  constructor(readonly timeoutSeconds: number) {
+    super(
+      'TIMEOUT',
+      `The task ran past its timeout of ${timeoutSeconds} s (the handler's timeoutSeconds, ` +
+        'else worker.taskTimeoutSeconds)',
+    );
+  }
+}
+
 /** Progress is written at most this often per task; the latest value wins. */
 const PROGRESS_INTERVAL_MS = 250;
 
@@ -34,6 +45,15 @@ export interface AttemptDeps {
   executor: Executor;
   logger: Logger;
   retryDefaults: RetryConfig;
+  /** The timeout of a task whose handler sets none; null for none. */
+  taskTimeoutSeconds: number | null;
+  /** How long a handler may ignore its AbortSignal after a timeout before it is abandoned. */
+  abortGraceSeconds: number;
+  /**
+   * A timed-out handler ignored its AbortSignal past the grace: its attempt ends without it, and
+   * whatever it still does must be stopped by ending its thread or process.
+   */
+  onAbandoned: (taskId: string) => void;
   resultsDir: string;
   enqueueChild: (
     parentId: string,
@@ -85,13 +105,21 @@ export async function runAttempt(
   };
 
   let result: Report;
+  const timeoutSeconds = handler.timeoutSeconds ?? deps.taskTimeoutSeconds;
+  const running = deps.executor.run(message.name, handler, message.parameters, context);
   try {
-    result = toReport(await deps.executor.run(message.name, handler, message.parameters, context));
+    result = toReport(
+      await (timeoutSeconds === null
+        ? running
+        : withinTimeout(running, abort, timeoutSeconds, deps, message.id)),
+    );
   } catch (thrown) {
     result = errorReport(thrown);
   } finally {
     if (progress) await progress.flush();
   }
+  // What a handler answers once its time is up does not count: the attempt timed out.
+  if (abort.reason instanceof TimeoutAbort) result = errorReport(abort.reason);
 
   if (!hasError(result)) {
     // A parent ends when its children do; the task log completes it then.
@@ -99,7 +127,9 @@ export async function runAttempt(
     return { id: message.id, attempt, status, report: result };
   }
   const retry = { ...deps.retryDefaults, ...handler.retry };
-  if (attempt < Math.min(maxAttempts, retry.limit + 1) && !abort.aborted) {
+  // A cancel or a shutdown is not a failure to retry; a timeout is.
+  const stopped = abort.aborted && !(abort.reason instanceof TimeoutAbort);
+  if (attempt < Math.min(maxAttempts, retry.limit + 1) && !stopped) {
     const delaySeconds = retryDelaySeconds(attempt, retry);
     const note = report(
       'info',
@@ -110,6 +140,30 @@ export async function runAttempt(
     return { id: message.id, attempt, status: 'enqueued', report: note, delaySeconds };
   }
   return { id: message.id, attempt, status: 'failed', report: result };
+}
+
+/**
+ * Settles with the handler's run, aborting it when its time is up. A handler that ignores the
+ * abort for the grace is abandoned: the attempt ends without it.
+ */
+function withinTimeout(
+  running: Promise<unknown>,
+  abort: TaskAbort,
+  timeoutSeconds: number,
+  deps: AttemptDeps,
+  taskId: string,
+): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const abandoned = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      abort.abort(new TimeoutAbort(timeoutSeconds));
+      timer = setTimeout(() => {
+        deps.onAbandoned(taskId);
+        reject(abort.reason);
+      }, deps.abortGraceSeconds * 1000);
+    }, timeoutSeconds * 1000);
+  });
+  return Promise.race([running, abandoned]).finally(() => clearTimeout(timer));
 }
 
 function progressWriter(taskLog: TaskLog, taskId: string, logger: () => Logger) {

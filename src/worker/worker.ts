@@ -92,6 +92,8 @@ export interface WorkerEvents {
   state: [WorkerState];
   'task-started': [TaskStarted];
   'task-ended': [TaskEnded];
+  /** A timed-out handler went on past its grace; only ending its process or thread stops it. */
+  'handler-abandoned': [string];
 }
 
 /**
@@ -159,6 +161,15 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
       executor: this.executor,
       logger: this.logger,
       retryDefaults: config.retry,
+      taskTimeoutSeconds: config.worker.taskTimeoutSeconds,
+      abortGraceSeconds: config.supervisor.cancelGraceSeconds,
+      onAbandoned: (taskId) => {
+        this.logger.error(
+          { taskId, graceSeconds: config.supervisor.cancelGraceSeconds },
+          'the handler of a timed-out task ignored its AbortSignal; its attempt ends without it',
+        );
+        this.emit('handler-abandoned', taskId);
+      },
       resultsDir: config.results.directory,
       enqueueChild: async (parentId, name, parameters, childOptions) => {
         if (!options.enqueue) throw new Error('This worker cannot enqueue child tasks');

@@ -232,7 +232,7 @@ test('several problems are all reported in one error, one line each', () => {
           '  - queues[1].name repeats "a" of queues[0]; names must be unique',
           '  - strategy must be one of weight, strict-priority (got "fastest")',
           '  - worker.concurency is not a known setting; known settings here: concurrency, ' +
-            'idlePollMaxSeconds, heartbeatSeconds, shutdownTimeoutSeconds',
+            'idlePollMaxSeconds, heartbeatSeconds, shutdownTimeoutSeconds, taskTimeoutSeconds',
         ].join('\n'),
       );
       return true;
