@@ -114,7 +114,9 @@ export class Supervisor {
     this.runtime = await openRuntime(config, this.options.logger, {
       handlers: threads ? undefined : new HandlerRegistry(),
       initQueues: true,
-      supervise: threads,
+      // The supervisor outlives its workers: a lease of a worker it never heard of (one killed
+      // between receiving and reporting) still runs out and its task comes back.
+      supervise: true,
     });
     this.fleet = await this.createFleet(this.runtime);
     this.fleet.on(

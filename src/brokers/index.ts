@@ -6,7 +6,10 @@ import { MemoryBroker } from './memory.js';
 import { PostgresBackend, PostgresBroker } from './postgres.js';
 
 export interface BrokerSetOptions {
-  /** Run pg-boss's maintenance here: true in workers, false in short commands. */
+  /**
+   * Run pg-boss's maintenance here (it hands out again the jobs whose lease ran out): true in
+   * workers and supervisors, false in short commands. pg-boss lets one process at a time do it.
+   */
   supervise: boolean;
 }
 
@@ -24,6 +27,8 @@ export class BrokerSet {
 
   async open(): Promise<void> {
     for (const queue of this.config.queues) this.brokers.set(queue.name, await this.create(queue));
+    // Maintenance starts with pg-boss, which a process that creates no queue would never start.
+    if (this.options.supervise && this.postgres) await this.postgres.start();
   }
 
   get(queue: string): Broker {

@@ -1,8 +1,14 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
 import pg from 'pg';
 
 import { PostgresBackend, PostgresBroker } from '../../src/brokers/postgres.js';
+import { TaskqClient } from '../../src/client.js';
 import { createLogger } from '../../src/log/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { testConfig, testRuntime } from '../support/runtime.js';
+import { waitFor } from '../support/wait.js';
 import { brokerContract } from './contract.js';
 
 let database: TestDatabase;
@@ -35,3 +41,31 @@ brokerContract(
     },
   },
 );
+
+test('a process that supervises without creating its queues still hands out expired leases again', async () => {
+  const own = await createTestDatabase();
+  const config = await testConfig(own.url, {
+    queues: [{ name: 'default', broker: { type: 'postgres', leaseSeconds: 2 } }],
+  });
+  // The queues exist, as `taskq init` or a supervisor leaves them.
+  const creator = await testRuntime(config);
+  await creator.close();
+  // As a forked worker opens its runtime: maintenance on, queues not created again.
+  const worker = await testRuntime(config, { supervise: true, initQueues: false });
+  try {
+    const broker = worker.brokers.get('default');
+    await new TaskqClient(worker).enqueue('example.noop', {});
+    const [held] = await broker.receive(1);
+    assert.ok(held, 'the message was received');
+    const again = await waitFor(
+      'the message to come back after its lease',
+      async () => (await broker.receive(1))[0],
+      { timeoutMs: 15_000, intervalMs: 250 },
+    );
+    assert.equal(again.receipt, held.receipt);
+    assert.equal(again.deliveries, 2);
+  } finally {
+    await worker.close();
+    await own.drop();
+  }
+});
