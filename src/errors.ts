@@ -64,9 +64,12 @@ export class TransitionRefusedError extends TaskqError {
 export function toError(value: unknown): Error {
   if (value instanceof Error) return value;
   if (typeof value === 'string') return new Error(value);
+  let text: string | undefined;
   try {
-    return new Error(`Non-error value thrown: ${JSON.stringify(value)}`);
+    // undefined for undefined, symbols and functions; a throw for BigInts and cycles.
+    text = JSON.stringify(value);
   } catch {
-    return new Error(`Non-error value thrown: ${String(value)}`);
+    text = undefined;
   }
+  return new Error(`Non-error value thrown: ${text ?? String(value)}`);
 }

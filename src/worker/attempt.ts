@@ -209,10 +209,25 @@ async function writeResultFile(
     );
   }
   const directory = path.join(deps.resultsDir, taskId);
-  await fs.mkdir(directory, { recursive: true });
   const file = path.join(directory, name);
-  await fs.writeFile(file, content);
   const bytes = typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
+  try {
+    await fs.mkdir(directory, { recursive: true });
+    await fs.writeFile(file, content);
+  } catch (error) {
+    // A half-written file is worse than none: the task log would offer it for download.
+    await fs.rm(file, { force: true }).catch(() => undefined);
+    const code = (error as NodeJS.ErrnoException).code;
+    const hint =
+      code === 'ENOSPC' || code === 'EDQUOT'
+        ? 'the disk of results.directory is full; free space there or point results.directory elsewhere'
+        : (error as Error).message;
+    throw new TaskqError(
+      'RESULT_FILE_WRITE',
+      `Could not write result file "${name}" (${bytes} bytes) in ${deps.resultsDir}: ${hint}`,
+      { cause: error },
+    );
+  }
   await deps.taskLog.recordResultFile(taskId, { name, path: file, bytes });
   return { path: file, bytes };
 }
