@@ -30,8 +30,11 @@ export interface StartResult {
   started: boolean;
   attempts: number;
   maxAttempts: number;
-  /** When the task became available, for the wait-time metric. */
-  availableAt: Date | null;
+  /**
+   * How long the task waited from becoming available to this start, by the database's clock
+   * (hosts' clocks may disagree with it); null when it did not start.
+   */
+  waitedSeconds: number | null;
 }
 
 interface StartRow {
@@ -40,7 +43,7 @@ interface StartRow {
   started: boolean;
   attempts: number;
   max_attempts: number;
-  available_at: Date;
+  waited_seconds: number | null;
 }
 
 /** How one attempt ended. `enqueued` means "retry after delaySeconds". */
@@ -169,14 +172,14 @@ export class TaskLog {
            FROM unnest($1::uuid[], $4::text[]) AS m(id, receipt)
            WHERE t.id = ANY($1::uuid[]) AND t.id = m.id AND t.status IN ('enqueued', 'dequeued')
            RETURNING t.id, 'enqueued' AS previous, true AS started, t.attempts, t.max_attempts,
-                     t.available_at`
+                     GREATEST(0, extract(epoch FROM now() - t.available_at))::float8 AS waited_seconds`
         : `UPDATE ${s}.tasks
            SET status = 'running', attempts = attempts + 1, worker = $2, started_at = now(),
                updated_at = now(), lease_expires_at = now() + $3 * interval '1 second',
                receipt = NULL
            WHERE id = ANY($1::uuid[]) AND status IN ('enqueued', 'dequeued')
            RETURNING id, 'enqueued' AS previous, true AS started, attempts, max_attempts,
-                     available_at`,
+                     GREATEST(0, extract(epoch FROM now() - available_at))::float8 AS waited_seconds`,
       receipts ? [ids, worker, leaseSeconds, receipts] : [ids, worker, leaseSeconds],
     );
     if (rows.length < ids.length) {
@@ -193,7 +196,7 @@ export class TaskLog {
            WHERE t.id = before.id AND m.id = t.id AND t.status = 'running'
              AND t.lease_expires_at < now()
            RETURNING t.id, before.worker AS previous_worker, before.started_at AS previous_start,
-                     t.attempts, t.max_attempts, t.available_at
+                     t.attempts, t.max_attempts, GREATEST(0, extract(epoch FROM now() - t.available_at))::float8 AS waited_seconds
          ), events AS (
            INSERT INTO ${s}.events (task_id, kind, from_status, to_status, actor, detail)
            SELECT id, 'lease-expired', 'running', 'running', $2,
@@ -201,7 +204,7 @@ export class TaskLog {
                                      'startedAt', previous_start)
            FROM started
          )
-         SELECT id, 'running' AS previous, true AS started, attempts, max_attempts, available_at
+         SELECT id, 'running' AS previous, true AS started, attempts, max_attempts, waited_seconds
          FROM started`,
         [
           ids.filter((id) => !begun.has(id)),
@@ -218,7 +221,8 @@ export class TaskLog {
     if (missing.length > 0) {
       // Not started: the worker needs their status to decide what to do with the messages.
       const others = await this.pool.query<StartRow>(
-        `SELECT id, status AS previous, false AS started, attempts, max_attempts, available_at
+        `SELECT id, status AS previous, false AS started, attempts, max_attempts,
+                NULL::float8 AS waited_seconds
          FROM ${s}.tasks WHERE id = ANY($1::uuid[])`,
         [missing],
       );
@@ -233,7 +237,7 @@ export class TaskLog {
           started: false,
           attempts: 0,
           maxAttempts: 0,
-          availableAt: null,
+          waitedSeconds: null,
         };
       return {
         id,
@@ -241,7 +245,7 @@ export class TaskLog {
         started: row.started,
         attempts: row.attempts,
         maxAttempts: row.max_attempts,
-        availableAt: row.available_at,
+        waitedSeconds: row.waited_seconds,
       };
     });
   }

@@ -552,9 +552,7 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
       cancelledAt: null,
     };
     this.active.set(message.id, task);
-    const waitSeconds = result.availableAt
-      ? Math.max(0, (Date.now() - result.availableAt.getTime()) / 1000)
-      : 0;
+    const waitSeconds = result.waitedSeconds ?? 0;
     this.emit('task-started', {
       id: message.id,
       name: message.name,

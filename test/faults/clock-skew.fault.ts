@@ -75,6 +75,10 @@ test('two supervisors whose clocks are 3 minutes apart raise no stuck-task alarm
     console.log(`# supervisor ${index}: stuck ${stuck}, oldest running ${oldest} s`);
     assert.equal(stuck, 0, `supervisor ${index} counts no stuck task`);
     assert.ok(oldest !== undefined && oldest < TASK_MS / 1000, `oldest running age ${oldest} s`);
+    // The tasks waited a second or so, whatever the clock of the host that started them says.
+    const waited = sample(metrics, 'taskq_task_wait_seconds_sum', 'queue="default"')!;
+    const started = sample(metrics, 'taskq_task_wait_seconds_count', 'queue="default"')!;
+    assert.ok(started > 0 && waited / started < 10, `mean wait ${waited / started} s`);
   }
   for (const home of homes) {
     const env = skewed(workload.env, home, home.endsWith('ahead') ? SKEW_MS : -SKEW_MS);
