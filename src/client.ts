@@ -6,6 +6,7 @@ import { transaction } from './database/connection.js';
 import { TaskqError } from './errors.js';
 import type { Runtime } from './runtime.js';
 import { MESSAGE_VERSION, type TaskMessage } from './tasks/message.js';
+import { checkParameters } from './tasks/parameters.js';
 import type { Report } from './tasks/report.js';
 import type { NewTaskRow } from './tasklog/task-log.js';
 import { Worker } from './worker/worker.js';
@@ -104,6 +105,13 @@ export class TaskqClient {
     const { config, handlers, dispatcher } = this.runtime;
     const handler = handlers.get(request.name);
     const parameters = request.parameters ?? {};
+    checkParameters(request.name, parameters);
+    if (request.label?.includes('\u0000')) {
+      throw new TaskqError(
+        'LABEL_INVALID',
+        `The label of task "${request.name}" holds a NUL character (\\u0000), which PostgreSQL cannot store`,
+      );
+    }
     try {
       handler.validate?.(parameters);
     } catch (error) {

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 
+import { sendError, toApiError } from '../src/http/errors.js';
 import type { Logger } from '../src/log/logger.js';
 
 export interface HttpServerOptions {
@@ -14,7 +15,13 @@ export interface HttpServerOptions {
 
 /** The supervisor's HTTP server: /healthz here; metrics, the API and the web page join it. */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 1024 * 1024,
+    // A URL the router refuses (a path parameter past its length, a bad %-escape) is answered
+    // before any error handler runs; this gives it the API's error shape too.
+    frameworkErrors: (error, _request, reply) => sendError(reply, toApiError(error)),
+  });
   app.get('/healthz', async () => options.health());
   for (const plugin of options.plugins ?? []) await plugin(app);
   return app;

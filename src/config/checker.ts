@@ -3,7 +3,16 @@ import type { ConfigProblem } from '../errors.js';
 /** Shows a value the way it appeared in the file, for "(got ...)" in a message. */
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value);
+  // A number too large for a double reads as Infinity, which JSON would show as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    // Nested too deeply for JSON.stringify's recursion, or holding a BigInt: the kind still helps.
+    if (typeof value !== 'object' || value === null) return String(value);
+    return Array.isArray(value) ? 'a list JSON cannot show' : 'an object JSON cannot show';
+  }
   if (text === undefined) return String(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }

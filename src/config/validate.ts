@@ -192,7 +192,12 @@ function checkQueue(check: Checker, at: string, value: unknown): QueueConfig {
 }
 
 function checkBroker(check: Checker, at: string, value: unknown): BrokerOptions {
-  const raw = typeof value === 'string' ? { type: value } : (value ?? { type: 'postgres' });
+  const raw =
+    typeof value === 'string'
+      ? { type: value }
+      : value === undefined
+        ? { type: 'postgres' }
+        : value;
   const type = check.oneOf(
     `${at}.type`,
     isPlainObject(raw) ? raw.type : raw,
@@ -324,7 +329,14 @@ function checkAssociations(
   }
   const result: Record<string, string> = {};
   for (const [task, queue] of Object.entries(value)) {
-    result[task] = checkQueueName(check, `associations["${task}"]`, queue, names);
+    // Defined rather than assigned: a task named "__proto__" keeps its entry and changes no
+    // prototype.
+    Object.defineProperty(result, task, {
+      value: checkQueueName(check, `associations["${task}"]`, queue, names),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return result;
 }

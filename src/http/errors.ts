@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import pg from 'pg';
 
 import {
   TaskNotFoundError,
@@ -31,6 +32,7 @@ const TASKQ_ERRORS: Record<string, { status: number; field?: string }> = {
   UNKNOWN_TASK: { status: 400, field: 'name' },
   UNKNOWN_QUEUE: { status: 400, field: 'queue' },
   PARAMETERS_INVALID: { status: 400, field: 'parameters' },
+  LABEL_INVALID: { status: 400, field: 'label' },
   MESSAGE_TOO_LARGE: { status: 400, field: 'parameters' },
   DELAY_INVALID: { status: 400, field: 'delaySeconds' },
   CONFIG_INVALID: { status: 400 },
@@ -65,6 +67,15 @@ export function toApiError(error: unknown): ApiError {
         error.message,
         known.field ? { field: known.field } : {},
       );
+  }
+  // PostgreSQL refusing a value of the request (a NUL character, a duration out of range) is the
+  // request's fault, whichever field the route's schema let through.
+  if (error instanceof pg.DatabaseError && error.code?.startsWith('22')) {
+    return new ApiError(
+      400,
+      'BAD_REQUEST',
+      `A value of the request is out of what the task log can store or compare: ${error.message}`,
+    );
   }
   const fastify = error as Partial<FastifyError>;
   if (fastify.validation) {

@@ -29,8 +29,9 @@ export class Dispatcher {
     const chosen = handler?.queue?.(parameters);
     if (chosen !== undefined)
       return this.known(chosen, `the queue function of handler "${taskName}"`);
-    const associated = this.config.associations[taskName];
-    if (associated !== undefined) return associated;
+    // Own entries only: a task named "constructor" has no association from Object.prototype.
+    const { associations } = this.config;
+    if (Object.hasOwn(associations, taskName)) return associations[taskName]!;
     if (this.queueNames.has(this.config.defaultQueue)) return this.config.defaultQueue;
     return this.config.queues[0]!.name;
   }

@@ -59,8 +59,11 @@ export function checkListOptions(options: ListOptions): void {
   const { limit, offset } = options;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT)
     throw new UsageError(`limit must be an integer from 1 to ${MAX_LIST_LIMIT} (got ${limit})`);
-  if (!Number.isInteger(offset) || offset < 0)
-    throw new UsageError(`offset must be an integer >= 0 (got ${offset})`);
+  // Past the safe integers a number no longer counts rows exactly, and PostgreSQL's bigint ends.
+  if (!Number.isSafeInteger(offset) || offset < 0)
+    throw new UsageError(
+      `offset must be an integer from 0 to ${Number.MAX_SAFE_INTEGER} (got ${offset})`,
+    );
   if (options.sort !== undefined && !SORT_FIELDS.includes(options.sort))
     throw new UsageError(`sort must be one of ${SORT_FIELDS.join(', ')} (got "${options.sort}")`);
   if (options.order !== undefined && !SORT_ORDERS.includes(options.order))

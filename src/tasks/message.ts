@@ -1,4 +1,5 @@
-import { isPlainObject } from '../config/checker.js';
+import { describeValue, isPlainObject } from '../config/checker.js';
+import { parametersProblem } from './parameters.js';
 
 /**
  * The wire form of a task, as brokers carry it. `v` is the version of this form: a worker reads
@@ -43,7 +44,7 @@ export function decodeMessage(body: unknown): DecodeResult {
 
   const taskId = isUuid(value.id) ? value.id : null;
   if (value.v !== MESSAGE_VERSION) {
-    const reason = `the message has version ${JSON.stringify(value.v)}; this taskq reads version ${MESSAGE_VERSION}`;
+    const reason = `the message has version ${describeValue(value.v)}; this taskq reads version ${MESSAGE_VERSION}`;
     return { ok: false, taskId, reason };
   }
   if (!taskId) return { ok: false, taskId, reason: 'the message has no valid task id' };
@@ -61,5 +62,21 @@ export function decodeMessage(body: unknown): DecodeResult {
   if (value.parentId !== null && !isUuid(value.parentId)) {
     return { ok: false, taskId, reason: 'the message field "parentId" is not a task id' };
   }
+  // A message with no task-log row is written into the task log as it stands, so whatever
+  // PostgreSQL would refuse there is refused here, once, rather than on every delivery.
+  if (!isIsoTime(value.createdAt as string))
+    return { ok: false, taskId, reason: 'the message field "createdAt" is not an ISO 8601 time' };
+  for (const field of ['name', 'queue', 'owner', 'label'] as const) {
+    if ((value[field] as string).includes('\u0000'))
+      return { ok: false, taskId, reason: `the message field "${field}" holds a NUL character` };
+  }
+  const problem = parametersProblem(value.parameters ?? null);
+  if (problem) return { ok: false, taskId, reason: `the message's ${problem}` };
   return { ok: true, message: value as unknown as TaskMessage };
+}
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+function isIsoTime(text: string): boolean {
+  return ISO_TIME.test(text) && Number.isFinite(Date.parse(text));
 }
