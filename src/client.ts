@@ -11,6 +11,9 @@ import type { Report } from './tasks/report.js';
 import type { NewTaskRow } from './tasklog/task-log.js';
 import { Worker } from './worker/worker.js';
 
+/** The longest delay an enqueue takes: past a year, a delay is a mistake, not a schedule. */
+export const MAX_DELAY_SECONDS = 365 * 24 * 3600;
+
 export interface EnqueueOptions {
   label?: string;
   /** Overrides the dispatcher's choice. */
@@ -125,10 +128,11 @@ export class TaskqClient {
     }
     const queue = dispatcher.queueFor(request.name, parameters, handler, request.queue);
     const delaySeconds = request.delaySeconds ?? 0;
-    if (!Number.isFinite(delaySeconds) || delaySeconds < 0) {
+    if (!Number.isFinite(delaySeconds) || delaySeconds < 0 || delaySeconds > MAX_DELAY_SECONDS) {
       throw new TaskqError(
         'DELAY_INVALID',
-        `delaySeconds must be a number >= 0 (got ${String(request.delaySeconds)})`,
+        `delaySeconds must be a number from 0 to ${MAX_DELAY_SECONDS} (a year) ` +
+          `(got ${String(request.delaySeconds)})`,
       );
     }
 
