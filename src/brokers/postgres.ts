@@ -18,6 +18,20 @@ import type {
   ReceivedMessage,
 } from './broker.js';
 
+/**
+ * The messages a worker holds, as ($2, $3): job ids and the delivery of each. A job's id is its
+ * task's id on every delivery, so the delivery tells this worker's copy from a later one: once a
+ * lease has run out and another worker received the job, a late ack, release, lease extension or
+ * dead-letter from the first worker must not touch it. Delivery 0 stands for whichever delivery
+ * is under way (the supervisor releasing the tasks of a worker that died).
+ */
+const HELD = 'unnest($2::uuid[], $3::int[]) AS m(id, deliveries)';
+const THIS_DELIVERY = 'j.id = m.id AND (m.deliveries = 0 OR j.retry_count = m.deliveries - 1)';
+
+function held(messages: ReceivedMessage[]): [string[], number[]] {
+  return [messages.map((message) => message.receipt), messages.map((m) => m.deliveries)];
+}
+
 /** The NOTIFY channel on which an enqueue tells workers which queue has new work. */
 export const WORK_CHANNEL = 'taskq_work';
 
@@ -332,9 +346,9 @@ export class PostgresBroker implements Broker {
   async ack(messages: ReceivedMessage[], db?: pg.PoolClient): Promise<void> {
     if (messages.length === 0) return;
     await (db ?? this.backend.pool).query(
-      `DELETE FROM ${this.backend.schema}.job
-       WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'`,
-      [this.queue, messages.map((message) => message.receipt)],
+      `DELETE FROM ${this.backend.schema}.job j USING ${HELD}
+       WHERE j.name = $1 AND j.state = 'active' AND ${THIS_DELIVERY}`,
+      [this.queue, ...held(messages)],
     );
   }
 
@@ -342,10 +356,11 @@ export class PostgresBroker implements Broker {
   async release(messages: ReceivedMessage[], delaySeconds: number): Promise<void> {
     if (messages.length === 0) return;
     await this.backend.pool.query(
-      `UPDATE ${this.backend.schema}.job
-       SET state = 'retry', start_after = now() + $3 * interval '1 second'
-       WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'`,
-      [this.queue, messages.map((message) => message.receipt), delaySeconds],
+      `UPDATE ${this.backend.schema}.job j
+       SET state = 'retry', start_after = now() + $4 * interval '1 second'
+       FROM ${HELD}
+       WHERE j.name = $1 AND j.state = 'active' AND ${THIS_DELIVERY}`,
+      [this.queue, ...held(messages), delaySeconds],
     );
     if (delaySeconds <= 0) this.backend.announce(this.queue);
   }
@@ -354,20 +369,22 @@ export class PostgresBroker implements Broker {
   async deadLetter(messages: ReceivedMessage[], reason: string): Promise<void> {
     if (messages.length === 0) return;
     await this.backend.pool.query(
-      `UPDATE ${this.backend.schema}.job
-       SET state = 'failed', completed_on = now(), output = $3
-       WHERE name = $1 AND id = ANY($2::uuid[]) AND state < 'completed'`,
-      [this.queue, messages.map((message) => message.receipt), JSON.stringify({ reason })],
+      `UPDATE ${this.backend.schema}.job j
+       SET state = 'failed', completed_on = now(), output = $4
+       FROM ${HELD}
+       WHERE j.name = $1 AND j.state < 'completed' AND ${THIS_DELIVERY}`,
+      [this.queue, ...held(messages), JSON.stringify({ reason })],
     );
   }
 
   async extendLease(messages: ReceivedMessage[], seconds: number): Promise<void> {
     if (messages.length === 0) return;
     await this.backend.pool.query(
-      `UPDATE ${this.backend.schema}.job
-       SET expire_in = (now() - started_on) + $3 * interval '1 second'
-       WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'`,
-      [this.queue, messages.map((message) => message.receipt), seconds],
+      `UPDATE ${this.backend.schema}.job j
+       SET expire_in = (now() - j.started_on) + $4 * interval '1 second'
+       FROM ${HELD}
+       WHERE j.name = $1 AND j.state = 'active' AND ${THIS_DELIVERY}`,
+      [this.queue, ...held(messages), seconds],
     );
   }
 

@@ -64,6 +64,9 @@ const REFUSED_CHARACTERS = /[\uFFFE\uFFFF]/g;
 const queueUrls = new Map<string, Promise<string>>();
 
 /** An entry of a batch call that failed for good, and why. */
+/** SQS's answers to a receipt handle whose delivery is over. */
+const STALE_RECEIPT = /^(ReceiptHandleIsInvalid|MessageNotInflight|InvalidParameterValue)\b/;
+
 interface Failure {
   id: string | undefined;
   why: string;
@@ -401,8 +404,13 @@ export class SqsBroker implements Broker {
         new ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: part });
       failures.push(...(await this.runBatch(batch, (part) => this.client.send(command(part)))));
     }
-    if (failures.length > 0)
-      throw batchError('change the visibility of messages in', url, failures);
+    // A receipt of an earlier delivery no longer holds its message: the lease ran out and the
+    // message went to another worker, whose copy this worker has no business changing.
+    const stale = failures.filter((failure) => STALE_RECEIPT.test(failure.why));
+    if (stale.length > 0)
+      this.logger.debug({ messages: stale.length }, 'leases already lost; visibility left alone');
+    const failed = failures.filter((failure) => !STALE_RECEIPT.test(failure.why));
+    if (failed.length > 0) throw batchError('change the visibility of messages in', url, failed);
   }
 
   /**

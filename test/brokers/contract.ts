@@ -184,6 +184,28 @@ export function brokerContract(name: string, make: BrokerFactory, options: Contr
       assert.equal(again[0]!.deliveries, 2);
     });
 
+    test('a late ack or release of an earlier delivery leaves the later one alone', async () => {
+      const broker = await fresh();
+      const sent = taskMessage(broker.queue);
+      await broker.push([{ message: sent, delaySeconds: 0 }]);
+      const [first] = await waitFor('the message', () =>
+        broker.receive(10).then((m) => (m.length ? m : null)),
+      );
+      const [second] = await waitFor(
+        'redelivery after the lease',
+        () => broker.receive(10).then((m) => (m.length ? m : null)),
+        { timeoutMs: (options.leaseSeconds * 4 + 5) * 1000, intervalMs: 200 },
+      );
+      // The first holder comes back after its lease was lost (a host cut off, then back).
+      await broker.release([first!], 0);
+      await broker.ack([first!]);
+      assert.deepEqual(await broker.receive(10), [], 'the second delivery still holds it');
+      assert.equal((await broker.counts()).inFlight, 1);
+      await broker.ack([second!]);
+      assert.deepEqual(await broker.counts(), { waiting: 0, inFlight: 0 });
+      assert.equal(idOf(second!), sent.id);
+    });
+
     test('extendLease keeps a message leased past its first lease', async () => {
       const broker = await fresh();
       await broker.push([{ message: taskMessage(broker.queue), delaySeconds: 0 }]);

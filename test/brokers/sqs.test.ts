@@ -202,15 +202,13 @@ describe('sqs broker', () => {
     assert.deepEqual(await broker.counts(), { waiting: 0, inFlight: 0 });
   });
 
-  test('a failed entry of a visibility batch is reported while the others still change', async () => {
+  test('a receipt that holds no message any more is passed over while the others still change', async () => {
     const broker = await open({ visibilityTimeoutSeconds: 60 });
     await broker.push([{ message: taskMessage(broker.queue), delaySeconds: 0 }]);
     const [good] = await receiveAll(broker, 1);
-    const bogus: ReceivedMessage = { ...good!, receipt: randomUUID() };
-    await assert.rejects(broker.release([bogus, good!], 0), {
-      code: 'SQS_BATCH_FAILED',
-      message: /for 1 message\(s\); the first failed with ReceiptHandleIsInvalid/,
-    });
+    // As a receipt of a delivery whose lease ran out looks to SQS: ReceiptHandleIsInvalid.
+    const stale: ReceivedMessage = { ...good!, receipt: randomUUID() };
+    await broker.release([stale, good!], 0);
     const again = await receiveAll(broker, 1);
     assert.equal(again[0]!.deliveries, 2);
   });
