@@ -45,11 +45,16 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   return pino({ level, base, redact }, pino.destination({ fd: 2, sync: true }));
 }
 
-/** Removes the password from a connection string before it is shown to anyone. */
+/**
+ * Removes the password from a connection string before it is shown to anyone: the one of the
+ * user part, and any query parameter such as `password` or `sslpassword`, which pg reads too.
+ */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    for (const name of [...parsed.searchParams.keys()])
+      if (/password/i.test(name)) parsed.searchParams.set(name, '***');
     return parsed.toString();
   } catch {
     return '[unparsable url]';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
 import { exited } from '../support/cli.js';
@@ -88,6 +89,37 @@ function untilStatus(id: string, status: string) {
   return waitFor(`task ${id} to be ${status}`, async () => {
     const { task } = await taskOf(id);
     return task.status === status ? task : null;
+  });
+}
+
+/**
+ * Enqueues through node:http a task whose text parameter has `size` characters, the body's
+ * length declared or sent in chunks. The server answers a body past its limit before reading
+ * all of it and closes the connection, which fetch would report as a failure of its own.
+ */
+function postOversized(size: number, declared: boolean): Promise<Answer> {
+  const body = JSON.stringify({ name: 'example.echo', parameters: { text: 'x'.repeat(size) } });
+  return new Promise((resolve, reject) => {
+    const request = http.request(`${supervisor.url}/api/v1/tasks`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${ADMIN}`,
+        'content-type': 'application/json',
+        ...(declared ? { 'content-length': Buffer.byteLength(body) } : {}),
+      },
+    });
+    request.on('response', (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => {
+        const headers = new Headers(response.headers as Record<string, string>);
+        resolve({ status: response.statusCode!, body: JSON.parse(text), headers });
+      });
+    });
+    // The rest of the body meeting a closed connection is expected; no answer at all is not.
+    request.on('error', (error) => setTimeout(() => reject(error), 1000).unref());
+    request.end(body);
   });
 }
 
@@ -350,6 +382,22 @@ describe('tasks', () => {
     expectError(await call('GET', `/api/v1/tasks/${missing}`), 404, 'TASK_NOT_FOUND');
     expectError(await call('GET', '/api/v1/tasks/not-a-uuid/status'), 404, 'TASK_NOT_FOUND');
     expectError(await call('GET', '/api/v1/nothing-here'), 404, 'NOT_FOUND');
+  });
+
+  test('a body past the 1 MiB limit is a 413 in the error shape, its length declared or not', async () => {
+    for (const declared of [true, false]) {
+      const answer = await postOversized(1024 * 1024, declared);
+      assert.equal(answer.status, 413, JSON.stringify(answer.body));
+      assert.match(answer.headers.get('content-type') ?? '', /^application\/json/);
+      const { error } = answer.body as { error: { code: unknown; message: unknown } };
+      assert.equal(typeof error.code, 'string');
+      assert.match(String(error.message), /too large/i);
+    }
+    // A body just below the limit is read, and refused for what it says instead.
+    const below = await call('POST', '/api/v1/tasks', {
+      body: { name: 'no.such.task', parameters: { text: 'x'.repeat(1000 * 1000) } },
+    });
+    expectError(below, 400, 'UNKNOWN_TASK');
   });
 });
 
