@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 
-import { sendError, toApiError } from '../src/http/errors.js';
+import { BODY_LIMIT_BYTES, sendError, toApiError } from '../src/http/errors.js';
 import type { Logger } from '../src/log/logger.js';
 
 export interface HttpServerOptions {
@@ -17,7 +17,7 @@ export interface HttpServerOptions {
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: BODY_LIMIT_BYTES,
     // A URL the router refuses (a path parameter past its length, a bad %-escape) is answered
     // before any error handler runs; this gives it the API's error shape too.
     frameworkErrors: (error, _request, reply) => sendError(reply, toApiError(error)),

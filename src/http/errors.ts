@@ -90,6 +90,14 @@ export function toApiError(error: unknown): ApiError {
       : `${subject} ${first?.message ?? 'is invalid'}`;
     return new ApiError(400, 'BAD_REQUEST', message, { field: field || where, in: where });
   }
+  if (fastify.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return new ApiError(
+      413,
+      'BODY_TOO_LARGE',
+      `The request body is too large: this server reads at most ${BODY_LIMIT_BYTES} bytes ` +
+        '(1 MiB). Send large data as a reference (a URL, a file path) in the parameters.',
+    );
+  }
   if (
     typeof fastify.statusCode === 'number' &&
     fastify.statusCode >= 400 &&
@@ -103,6 +111,9 @@ export function toApiError(error: unknown): ApiError {
   }
   return new ApiError(500, 'INTERNAL', 'The server failed to answer; its log has the cause');
 }
+
+/** The largest request body the HTTP server reads. */
+export const BODY_LIMIT_BYTES = 1024 * 1024;
 
 export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
   return reply
