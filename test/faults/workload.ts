@@ -188,3 +188,17 @@ async function verify(
   assert.equal(Number(row.open), 0, `${scenario}: no task is left enqueued or running`);
   return result;
 }
+
+/**
+ * Checks that the workers of a supervisor's `output` told of an outage of their queue once per
+ * change of state (unreachable, then reachable again), not once per poll while it lasted. A
+ * worker may say it twice, should the queue flap as it comes back.
+ */
+export function assertOutageLogged(output: string, workers: number): void {
+  const count = (text: string) => output.split('\n').filter((line) => line.includes(text)).length;
+  const down = count('cannot receive from queue');
+  const back = count('queue reachable again');
+  console.log(`# outage lines: ${down} unreachable, ${back} reachable again`);
+  assert.ok(down >= 1 && down <= 2 * workers, `one "unreachable" per worker (got ${down})`);
+  assert.ok(back >= 1, 'the workers say the queue is back');
+}
