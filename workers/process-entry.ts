@@ -3,11 +3,15 @@
  * over which it reports the tasks it holds and answers pings. Stop, pause and resume arrive as
  * signals, exactly as they do for a standalone worker.
  */
+import { setTimeout as delay } from 'node:timers/promises';
+
 import { TaskqClient } from '../src/client.js';
 import { loadConfig } from '../src/config/load.js';
+import type { TaskqConfig } from '../src/config/types.js';
+import { isConnectionError } from '../src/database/connection.js';
 import { createLogger } from '../src/log/logger.js';
 import { WorkerMetrics } from '../src/metrics/worker-metrics.js';
-import { openRuntime } from '../src/runtime.js';
+import { openRuntime, type Runtime } from '../src/runtime.js';
 import { installSignalHandlers, workerSignalTarget } from '../src/worker/signals.js';
 import { Worker } from '../src/worker/worker.js';
 import { WORKER_ENV, isToWorker, type FromWorker } from '../supervisor/protocol.js';
@@ -35,10 +39,56 @@ function sendNow(message: FromWorker): Promise<void> {
   });
 }
 
+/** Longest wait between two tries to reach the database at start. */
+const START_RETRY_MAX_MS = 5_000;
+
+/**
+ * Opens the runtime, waiting for the database as long as it cannot be reached: a worker that
+ * starts while PostgreSQL restarts must not crash until its slot's restart limit gives up on it.
+ * Meanwhile it answers the supervisor's pings, and a stop or a lost supervisor ends the wait
+ * (null).
+ */
+async function openWhenReachable(config: TaskqConfig): Promise<Runtime | null> {
+  let stopped = false;
+  const duringStart = (message: unknown) => {
+    if (!isToWorker(message)) return;
+    if (message.type === 'ping') {
+      const rssBytes = process.memoryUsage.rss();
+      send({ type: 'pong', seq: message.seq, rssBytes, tasksDone: 0, running: 0 });
+    } else if (message.type === 'stop') stopped = true;
+  };
+  const onDisconnect = () => (stopped = true);
+  process.on('message', duringStart);
+  process.on('disconnect', onDisconnect);
+  try {
+    for (
+      let delayMs = 250, waiting = false;
+      ;
+      delayMs = Math.min(delayMs * 2, START_RETRY_MAX_MS)
+    ) {
+      try {
+        const runtime = await openRuntime(config, logger, { supervise: true, initQueues: false });
+        if (waiting) logger.info('the database is reachable; starting');
+        return runtime;
+      } catch (error) {
+        if (!isConnectionError(error)) throw error;
+        if (!waiting) logger.warn({ err: error }, 'the database is unreachable; waiting for it');
+        waiting = true;
+      }
+      if (!stopped) await delay(delayMs);
+      if (stopped) return null;
+    }
+  } finally {
+    process.off('message', duringStart);
+    process.off('disconnect', onDisconnect);
+  }
+}
+
 async function main(): Promise<void> {
   const queue = process.argv.find((arg) => arg.startsWith('--queue='))?.slice('--queue='.length);
   const config = loadConfig();
-  const runtime = await openRuntime(config, logger, { supervise: true, initQueues: false });
+  const runtime = await openWhenReachable(config);
+  if (!runtime) return;
   const client = new TaskqClient(runtime, id);
   const worker = new Worker(runtime, {
     id,

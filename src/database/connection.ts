@@ -75,6 +75,12 @@ export async function transaction<T>(
   body: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
+  // A connection that dies while it is held here fails the statement under way; the 'error'
+  // event it emits besides would end the process were nothing listening. The broken connection
+  // is then destroyed rather than handed back to the pool.
+  let broken: Error | undefined;
+  const onError = (error: Error) => (broken = error);
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await body(client);
@@ -84,6 +90,26 @@ export async function transaction<T>(
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    client.release();
+    client.removeListener('error', onError);
+    client.release(broken);
   }
+}
+
+/** SQLSTATEs of a server that is going away or not there yet, and socket failures. */
+const CONNECTION_LOST = /^(08|57P0[1-3])/;
+const SOCKET_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH']);
+
+/**
+ * Whether an error says the database could not be reached (now), rather than that something
+ * was wrong with what was asked of it: what waiting and trying again can cure.
+ */
+export function isConnectionError(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof TaskqError && cause.code === 'DATABASE_UNREACHABLE') return true;
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string' && (CONNECTION_LOST.test(code) || SOCKET_ERRORS.has(code)))
+      return true;
+    if (/Connection terminated/.test(cause.message)) return true;
+  }
+  return false;
 }

@@ -121,6 +121,8 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
   /** Queues whose last receive brought a full batch. */
   private readonly backlogged = new Set<string>();
   private readonly troubled = new Set<string>();
+  /** Outcomes not written since the last one that was; see outcomeNotRecorded. */
+  private unrecordedOutcomes = 0;
   private readonly finishBatcher: Batcher<Finishing, Finished>;
   private readonly ackBatchers = new Map<Broker, Batcher<ReceivedMessage, void>>();
   private readonly attemptDeps: AttemptDeps;
@@ -595,6 +597,7 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
     let ended: TaskEnd = 'lost';
     try {
       const { written, acked, requeued } = await this.finishBatcher.add({ outcome, task });
+      this.outcomesRecorded();
       if (task.released) return this.forget(task, 'released');
       if (acked) {
         // Acknowledged in the transaction that recorded the outcome.
@@ -614,12 +617,32 @@ export class Worker extends EventEmitter<WorkerEvents> implements Controllable {
       else ended = outcome.status === 'enqueued' ? 'retried' : outcome.status;
     } catch (error) {
       // The lease runs out and the task comes back: at least once, never lost.
-      this.logger.error(
-        { err: error, taskId: task.message.id },
-        'could not record the outcome of a task; it will run again',
-      );
+      this.outcomeNotRecorded(task.message.id, error);
     }
     this.forget(task, ended);
+  }
+
+  /**
+   * Outcomes that cannot be written come in runs (the database is away): the first of a run is
+   * logged, the rest only counted, and the end of the run says how many there were.
+   */
+  private outcomeNotRecorded(taskId: string, error: unknown): void {
+    this.unrecordedOutcomes += 1;
+    if (this.unrecordedOutcomes === 1)
+      this.logger.error(
+        { err: error, taskId },
+        'could not record the outcome of a task; it will run again (more such failures are ' +
+          'counted until outcomes are recorded again)',
+      );
+  }
+
+  private outcomesRecorded(): void {
+    if (this.unrecordedOutcomes === 0) return;
+    this.logger.info(
+      { unrecorded: this.unrecordedOutcomes },
+      'recording outcomes again; the tasks whose outcome was not recorded will run again',
+    );
+    this.unrecordedOutcomes = 0;
   }
 
   /** The handler of a cancelled task returned: the task log notes when, and the slot is free. */

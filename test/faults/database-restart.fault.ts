@@ -13,10 +13,10 @@ import {
 import { createLogger } from '../../src/log/logger.js';
 import { startSupervisor, type RunningSupervisor } from '../support/supervisor.js';
 import { waitFor } from '../support/wait.js';
-import { assertOutageLogged, openWorkload, type Workload } from './workload.js';
+import { assertOutageLogged, openWorkload, RESULTS_FILE, type Workload } from './workload.js';
 
 const TASKS = 5_000;
-const DOWN_MS = 5_000;
+const DOWN_MS = 8_000;
 
 /**
  * PostgreSQL is restarted under a running fleet. The scenario runs an embedded server of its own,
@@ -61,6 +61,10 @@ test('PostgreSQL restarted mid-run: workers and the supervisor reconnect, log th
   );
 
   await stopServer(server.dataDir);
+  // A worker that dies meanwhile is started again while the server is away: it must wait for
+  // the server, not crash until its slot gives up on it.
+  const victim = (await supervisor.health()).workers[0]!.pid!;
+  process.kill(victim, 'SIGKILL');
   await delay(DOWN_MS);
   // The same data directory and the same port (kept in the state file).
   leases.push(await acquireEmbeddedServer(server));
@@ -79,7 +83,23 @@ test('PostgreSQL restarted mid-run: workers and the supervisor reconnect, log th
     upAt,
   );
   assert.equal(result.completed, TASKS);
+  const health = await supervisor.health();
+  assert.ok(
+    health.workers.every((worker) => worker.state === 'running'),
+    `every worker runs again: ${JSON.stringify(health.workers)}`,
+  );
+  assert.deepEqual(
+    health.restarts,
+    { crash: 1, recycle: 0, unresponsive: 0 },
+    'only the killed one',
+  );
 
+  // The whole log of the run stays beside the table, for whoever looks into a failure.
+  await fs.mkdir(path.dirname(RESULTS_FILE), { recursive: true });
+  await fs.writeFile(
+    path.join(path.dirname(RESULTS_FILE), 'fault-database.log'),
+    supervisor.output(),
+  );
   assertOutageLogged(supervisor.output(), 2);
   assert.deepEqual(await supervisor.stop('SIGTERM'), { code: 0, signal: null });
 });

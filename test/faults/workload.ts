@@ -199,6 +199,15 @@ export function assertOutageLogged(output: string, workers: number): void {
   const down = count('cannot receive from queue');
   const back = count('queue reachable again');
   console.log(`# outage lines: ${down} unreachable, ${back} reachable again`);
-  assert.ok(down >= 1 && down <= 2 * workers, `one "unreachable" per worker (got ${down})`);
-  assert.ok(back >= 1, 'the workers say the queue is back');
+  // What the supervisor and its workers warned of, to tell why should a check fail.
+  const warnings = output
+    .split('\n')
+    .filter((line) => /"level":([4-6]\d)/.test(line))
+    .map((line) => line.slice(0, 300))
+    .join('\n');
+  assert.ok(
+    down >= 1 && down <= 2 * workers,
+    `one "unreachable" per worker (got ${down})\n${warnings}`,
+  );
+  assert.ok(back >= 1, `the workers say the queue is back\n${warnings}`);
 }
