@@ -1,4 +1,4 @@
-import type { StrategyName } from '../src/config/types.js';
+import type { StrategyName, TaskqConfig } from '../src/config/types.js';
 import type { TaskEnded, TaskStarted, WorkerState } from '../src/worker/worker.js';
 
 /**
@@ -7,7 +7,13 @@ import type { TaskEnded, TaskStarted, WorkerState } from '../src/worker/worker.j
  */
 export type ToWorker =
   | { type: 'ping'; seq: number }
-  | { type: 'configure'; strategy: StrategyName; weights: [string, number][] }
+  | {
+      type: 'configure';
+      strategy: StrategyName;
+      weights: [string, number][];
+      /** Where the worker's own enqueues (children) go, as the supervisor's configuration says. */
+      routing: Pick<TaskqConfig, 'associations' | 'defaultQueue'>;
+    }
   | { type: 'stop'; timeoutSeconds: number }
   | { type: 'metrics-request'; seq: number };
 

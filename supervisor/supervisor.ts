@@ -143,6 +143,10 @@ export class Supervisor {
           type: 'configure',
           strategy: this.config.strategy,
           weights: [...weights],
+          routing: {
+            associations: this.config.associations,
+            defaultQueue: this.config.defaultQueue,
+          },
         }),
       this.logger,
     );

@@ -131,6 +131,8 @@ async function main(): Promise<void> {
     } else if (message.type === 'configure') {
       worker.setStrategy(message.strategy);
       worker.setWeights(new Map(message.weights));
+      // A reloaded association map reaches the children this worker's tasks enqueue.
+      runtime.dispatcher.update({ queues: runtime.config.queues, ...message.routing });
     } else if (message.type === 'stop') {
       void worker.stop(message.timeoutSeconds);
     } else if (message.type === 'metrics-request') {

@@ -280,6 +280,42 @@ describe('taskq-supervisor', () => {
     await waitFor('work to go on', async () => (await status(s, id)) === 'completed');
   });
 
+  test('SIGHUP applies new associations to the children that worker processes enqueue', async () => {
+    const config = {
+      queues: [
+        { name: 'a', broker: { type: 'postgres' }, weight: 50 },
+        { name: 'b', broker: { type: 'postgres' }, weight: 50 },
+      ],
+      associations: { 'example.echo': 'a' },
+    };
+    const s = await setup(config);
+    const supervisor = await supervise(s, ['--workers=1']);
+    const childQueue = async () => {
+      const parent = await s.client.enqueue(
+        'test.parent',
+        { children: [{ name: 'example.echo' }] },
+        { queue: 'a' },
+      );
+      const child = await waitFor('the child', async () => {
+        const { rows } = await s.runtime.db.pool.query<{ queue: string; status: string }>(
+          'SELECT queue, status FROM taskq.tasks WHERE parent_id = $1',
+          [parent.id],
+        );
+        return rows[0]?.status === 'completed' ? rows[0] : null;
+      });
+      return child.queue;
+    };
+    assert.equal(await childQueue(), 'a');
+
+    await fs.writeFile(
+      s.configFile,
+      JSON.stringify({ ...config, handlers: TEST_HANDLERS, associations: { 'example.echo': 'b' } }),
+    );
+    supervisor.process.kill('SIGHUP');
+    await waitFor('the reload', () => supervisor.output().includes('configuration reloaded'));
+    assert.equal(await childQueue(), 'b');
+  });
+
   test('a worker past --max-tasks is drained and replaced, and no task is lost', async () => {
     const s = await setup(ONE_QUEUE);
     const supervisor = await supervise(s, ['--workers=2', '--max-tasks=5']);
