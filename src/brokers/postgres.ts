@@ -19,17 +19,23 @@ import type {
 } from './broker.js';
 
 /**
- * The messages a worker holds, as ($2, $3): job ids and the delivery of each. A job's id is its
- * task's id on every delivery, so the delivery tells this worker's copy from a later one: once a
- * lease has run out and another worker received the job, a late ack, release, lease extension or
- * dead-letter from the first worker must not touch it. Delivery 0 stands for whichever delivery
- * is under way (the supervisor releasing the tasks of a worker that died).
+ * The messages a worker holds, as ($2, $3, $4): every job id, for the key lookup; the ids whose
+ * delivery is unknown; and `id/delivery` for the others. A job's id is its task's id on every
+ * delivery, so the delivery tells this worker's copy from a later one: once a lease has run out
+ * and another worker received the job, a late ack, release, lease extension or dead-letter from
+ * the first worker must not touch it. An unknown delivery (0) stands for whichever is under way:
+ * the supervisor releasing the tasks of a worker that died.
  */
-const HELD = 'unnest($2::uuid[], $3::int[]) AS m(id, deliveries)';
-const THIS_DELIVERY = 'j.id = m.id AND (m.deliveries = 0 OR j.retry_count = m.deliveries - 1)';
+const THIS_DELIVERY = `j.id = ANY($2::uuid[])
+  AND (j.id = ANY($3::uuid[]) OR j.id::text || '/' || (j.retry_count + 1) = ANY($4::text[]))`;
 
-function held(messages: ReceivedMessage[]): [string[], number[]] {
-  return [messages.map((message) => message.receipt), messages.map((m) => m.deliveries)];
+function held(messages: ReceivedMessage[]): [string[], string[], string[]] {
+  const known = messages.filter((message) => message.deliveries > 0);
+  return [
+    messages.map((message) => message.receipt),
+    messages.filter((message) => message.deliveries === 0).map((message) => message.receipt),
+    known.map((message) => `${message.receipt}/${message.deliveries}`),
+  ];
 }
 
 /** The NOTIFY channel on which an enqueue tells workers which queue has new work. */
@@ -346,7 +352,7 @@ export class PostgresBroker implements Broker {
   async ack(messages: ReceivedMessage[], db?: pg.PoolClient): Promise<void> {
     if (messages.length === 0) return;
     await (db ?? this.backend.pool).query(
-      `DELETE FROM ${this.backend.schema}.job j USING ${HELD}
+      `DELETE FROM ${this.backend.schema}.job j
        WHERE j.name = $1 AND j.state = 'active' AND ${THIS_DELIVERY}`,
       [this.queue, ...held(messages)],
     );
@@ -357,8 +363,7 @@ export class PostgresBroker implements Broker {
     if (messages.length === 0) return;
     await this.backend.pool.query(
       `UPDATE ${this.backend.schema}.job j
-       SET state = 'retry', start_after = now() + $4 * interval '1 second'
-       FROM ${HELD}
+       SET state = 'retry', start_after = now() + $5 * interval '1 second'
        WHERE j.name = $1 AND j.state = 'active' AND ${THIS_DELIVERY}`,
       [this.queue, ...held(messages), delaySeconds],
     );
@@ -370,8 +375,7 @@ export class PostgresBroker implements Broker {
     if (messages.length === 0) return;
     await this.backend.pool.query(
       `UPDATE ${this.backend.schema}.job j
-       SET state = 'failed', completed_on = now(), output = $4
-       FROM ${HELD}
+       SET state = 'failed', completed_on = now(), output = $5
        WHERE j.name = $1 AND j.state < 'completed' AND ${THIS_DELIVERY}`,
       [this.queue, ...held(messages), JSON.stringify({ reason })],
     );
@@ -381,8 +385,7 @@ export class PostgresBroker implements Broker {
     if (messages.length === 0) return;
     await this.backend.pool.query(
       `UPDATE ${this.backend.schema}.job j
-       SET expire_in = (now() - j.started_on) + $4 * interval '1 second'
-       FROM ${HELD}
+       SET expire_in = (now() - j.started_on) + $5 * interval '1 second'
        WHERE j.name = $1 AND j.state = 'active' AND ${THIS_DELIVERY}`,
       [this.queue, ...held(messages), seconds],
     );
