@@ -2,15 +2,18 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { exited } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { SUPERVISOR, TEST_HANDLERS } from '../support/paths.js';
+import { ROOT, SUPERVISOR, TEST_HANDLERS } from '../support/paths.js';
 import { startSupervisor, supervisorHome, type RunningSupervisor } from '../support/supervisor.js';
 import { waitFor } from '../support/wait.js';
 import { OpenApiCheck } from './openapi-check.js';
 
+/** The OpenAPI document as the repository keeps it, for clients generated from it. */
+const OPENAPI_FILE = path.join(ROOT, 'supervisor', 'openapi.json');
 const ADMIN = 'admin-secret-token-0001';
 const ALICE = 'alice-secret-token-0002';
 const BOB = 'bob-secret-token-000003';
@@ -165,6 +168,20 @@ describe('the OpenAPI document', () => {
     assert.equal(document.components.securitySchemes.bearer!.scheme, 'bearer');
     assert.ok(openapi.all.length >= 20, `${openapi.all.length} operations`);
     assert.ok(openapi.all.includes('get /taoTaskQueue/TaskQueueRestApi/get'));
+  });
+
+  test(`is the one kept in the repository, ${path.relative(ROOT, OPENAPI_FILE)}`, async () => {
+    if (process.env.TASKQ_WRITE_OPENAPI === '1') {
+      await fs.writeFile(OPENAPI_FILE, `${JSON.stringify(openapi.document, null, 2)}\n`);
+    }
+    const kept = JSON.parse(await fs.readFile(OPENAPI_FILE, 'utf8')) as unknown;
+    assert.deepEqual(
+      openapi.document,
+      kept,
+      `the served document differs from ${OPENAPI_FILE}: after a change to the API, run ` +
+        '`npm run build && TASKQ_WRITE_OPENAPI=1 node --test dist/test/http/api.test.js`, ' +
+        'then `npx prettier --write supervisor/openapi.json`, and commit the file',
+    );
   });
 });
 
