@@ -110,16 +110,25 @@ interface TaskRow {
   worker: string | null;
   result_file: TaskRecord['resultFile'];
   rerun_of: string | null;
-  created_at: Date;
-  updated_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-  archived_at: Date | null;
+  created_at_iso: string;
+  updated_at_iso: string;
+  started_at_iso: string | null;
+  finished_at_iso: string | null;
+  archived_at_iso: string | null;
 }
 
+/**
+ * A timestamp column as JavaScript's `toISOString` writes it, named `<column>_iso`. PostgreSQL
+ * formats it for less than the driver takes to parse it into a Date that would only be
+ * formatted again. The name differs from the column's so that ORDER BY still means the column
+ * (and its index), not the text.
+ */
+const iso = (column: string) =>
+  `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ${column}_iso`;
+
 const COLUMNS = `id, name, queue, label, owner, category, parent_id, status, report, progress,
-  progress_message, attempts, max_attempts, worker, result_file, rerun_of, created_at, updated_at,
-  started_at, finished_at, archived_at`;
+  progress_message, attempts, max_attempts, worker, result_file, rerun_of,
+  ${['created_at', 'updated_at', 'started_at', 'finished_at', 'archived_at'].map(iso).join(', ')}`;
 
 function toRecord(row: TaskRow): TaskRecord {
   return {
@@ -141,11 +150,11 @@ function toRecord(row: TaskRow): TaskRecord {
     worker: row.worker,
     resultFile: row.result_file,
     rerunOf: row.rerun_of,
-    createdAt: row.created_at.toISOString(),
-    updatedAt: row.updated_at.toISOString(),
-    startedAt: row.started_at?.toISOString() ?? null,
-    finishedAt: row.finished_at?.toISOString() ?? null,
-    archivedAt: row.archived_at?.toISOString() ?? null,
+    createdAt: row.created_at_iso,
+    updatedAt: row.updated_at_iso,
+    startedAt: row.started_at_iso,
+    finishedAt: row.finished_at_iso,
+    archivedAt: row.archived_at_iso,
   };
 }
 
@@ -400,7 +409,7 @@ export class TaskLogQueries {
 function rowEvents(row: TaskRow, stored: TaskEvent[]): TaskEvent[] {
   const steps: TaskEvent[] = [];
   const step = (
-    at: Date,
+    at: string,
     kind: string,
     from: string | null,
     to: string,
@@ -409,7 +418,7 @@ function rowEvents(row: TaskRow, stored: TaskEvent[]): TaskEvent[] {
   ) =>
     steps.push({
       id: null,
-      at: at.toISOString(),
+      at,
       kind,
       fromStatus: from,
       toStatus: to,
@@ -418,7 +427,7 @@ function rowEvents(row: TaskRow, stored: TaskEvent[]): TaskEvent[] {
     });
 
   if (!stored.some((event) => event.kind === 'adopted')) {
-    step(row.created_at, 'enqueued', null, 'enqueued', row.owner);
+    step(row.created_at_iso, 'enqueued', null, 'enqueued', row.owner);
   }
   // Every attempt but the current one has its start in the event that ended it.
   let recorded = false;
@@ -426,19 +435,21 @@ function rowEvents(row: TaskRow, stored: TaskEvent[]): TaskEvent[] {
     const detail = event.detail as { startedAt?: unknown; worker?: unknown; attempt?: unknown };
     if (typeof detail?.startedAt !== 'string') continue;
     const at = new Date(detail.startedAt);
-    if (at.getTime() === row.started_at?.getTime()) recorded = true;
+    if (Number.isNaN(at.getTime())) continue;
+    if (row.started_at_iso !== null && at.getTime() === Date.parse(row.started_at_iso))
+      recorded = true;
     const actor = typeof detail.worker === 'string' ? detail.worker : event.actor;
-    step(at, 'started', null, 'running', actor, { attempt: detail.attempt ?? null });
+    step(at.toISOString(), 'started', null, 'running', actor, { attempt: detail.attempt ?? null });
   }
-  if (row.started_at && row.worker && !recorded) {
-    step(row.started_at, 'started', null, 'running', row.worker, { attempt: row.attempts });
+  if (row.started_at_iso && row.worker && !recorded) {
+    step(row.started_at_iso, 'started', null, 'running', row.worker, { attempt: row.attempts });
   }
   if (
-    row.finished_at &&
+    row.finished_at_iso &&
     (row.status === 'completed' || row.status === 'failed') &&
     !stored.some((event) => event.toStatus === row.status)
   ) {
-    step(row.finished_at, 'finished', 'running', row.status, row.worker ?? row.owner);
+    step(row.finished_at_iso, 'finished', 'running', row.status, row.worker ?? row.owner);
   }
   return steps;
 }
