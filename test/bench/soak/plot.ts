@@ -152,12 +152,17 @@ function pathData(points: ([number, number] | null)[]): string {
   return d;
 }
 
-/** Ticks from 0 to a round value at or above `max`, about six of them, on steps of 1, 2 or 5. */
+/**
+ * Ticks from 0 to a round value at or above `max`, about six of them, on steps of 1, 2 or 5. A
+ * max a hair above a round value (a last sample at 60.0007 minutes) rounds down to it, rather
+ * than stretching the axis by a whole step.
+ */
 export function niceTicks(max: number): number[] {
+  const slack = 1e-3;
   const rough = max / 6;
   const magnitude = 10 ** Math.floor(Math.log10(rough));
-  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= rough)!;
-  const count = Math.ceil(max / step - 1e-9);
+  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s * (1 + slack) >= rough)!;
+  const count = Math.ceil(max / step - slack);
   return Array.from({ length: count + 1 }, (_, index) => index * step);
 }
 
